@@ -1,0 +1,26 @@
+"""Settings for the test suite: the real settings module, with test-friendly defaults.
+
+DATABASE_URL, CELERY_BROKER_URL and the rest still come from the environment, so the
+same suite runs on SQLite (nothing set) and on PostgreSQL + Redis (.ci/run sets them).
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
+
+from abusedesk.settings import *  # noqa: E402,F403
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Unit tests run tasks in-process; the integration tests start a real worker and broker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = ""
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
+# Never ask a real resolver from tests: tests that want DNS start a server on 127.0.0.1.
+DNS_NAMESERVERS = ["127.0.0.1"]
+DNS_PORT = 1
+DNS_TIMEOUT = 0.2
