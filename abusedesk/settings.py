@@ -195,6 +195,7 @@ DNS_NAMESERVERS = env_list("DNS_NAMESERVERS")
 DNS_PORT = int(env("DNS_PORT", "53"))
 DNS_TIMEOUT = float(env("DNS_TIMEOUT", "2.0"))
 DNSBL_ZONES = env_list("DNSBL_ZONES", "zen.spamhaus.org,bl.spamcop.net")
+ENRICHMENT_ENABLED = env_bool("ENRICHMENT_ENABLED", default=True)
 
 # Limits on what a sender can make us store or show.
 INTAKE_MAX_MESSAGE_BYTES = int(env("INTAKE_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))

@@ -1,0 +1,541 @@
+"""State changes for intake and cases. Each one is atomic, takes an actor and leaves a CaseEvent.
+
+The flow of one report (DESIGN.md): receive() stores the raw bytes; process_message() parses
+them (outside any transaction) and hands the events to record_reports(), which resolves each
+event's IP at its time, drops duplicates, and files the rest on the customer's open case for
+the category (or opens one). Reports with no customer go to the unassigned queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cases.intake.base import ParsedEvent, ParseResult
+from cases.models import (
+    CASE_TRANSITIONS,
+    ActorKind,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    InboundMessage,
+    ParseStatus,
+    Policy,
+    Report,
+    UnassignedReason,
+)
+from customers.models import Allocation
+from customers.resolver import candidate_networks, normalize_ip
+
+log = logging.getLogger(__name__)
+
+# Events are written in chunks, each its own short transaction, so a 50,000-row feed never
+# holds locks for long and a crash part-way loses nothing already committed.
+CHUNK = 1000
+
+
+class TransitionError(ValueError):
+    """The change asked for is not allowed from the current state."""
+
+
+def _actor_kwargs(actor) -> dict:
+    if getattr(actor, "is_authenticated", False):
+        return {"actor_kind": ActorKind.USER, "actor": actor}
+    if actor == ActorKind.CUSTOMER:
+        return {"actor_kind": ActorKind.CUSTOMER, "actor": None}
+    return {"actor_kind": ActorKind.SYSTEM, "actor": None}
+
+
+def _header_summary(raw: bytes) -> tuple[str, str, str]:
+    """Message-ID, Subject and From, read from the header block only; never raises."""
+    try:
+        head = raw[:65536]
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            end = head.find(b"\n\n")
+        if end < 0 and b":" not in head[:200]:
+            return "", "", ""
+        headers = BytesHeaderParser(policy=compat32).parsebytes(head[: end if end > 0 else None])
+
+        def text(name: str, limit: int) -> str:
+            value = headers.get(name)
+            if value is None:
+                return ""
+            return " ".join(str(value).split())[:limit]
+
+        return text("Message-ID", 998), text("Subject", 500), text("From", 500)
+    except Exception:  # a hostile header block must not stop the message being stored
+        log.warning("could not read headers of an inbound message", exc_info=True)
+        return "", "", ""
+
+
+def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bool]:
+    """Store raw bytes as an InboundMessage and queue its parsing. Idempotent by sha256.
+
+    Returns (message, created). The row is committed before this returns (unless the caller
+    holds a transaction), so the mail server's pipe may exit 0 as soon as it does.
+    """
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise TypeError("receive() takes bytes")
+    raw = bytes(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    existing = InboundMessage.objects.filter(sha256=digest).first()
+    if existing is not None:
+        InboundMessage.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
+        return existing, False
+    message_id, subject, sender = _header_summary(raw)
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                raw=raw,
+                size=len(raw),
+                sha256=digest,
+                message_id=message_id,
+                subject=subject,
+                sender=sender,
+                channel=channel,
+                received_by=user,
+            )
+            _queue_parse(message.pk)
+    except IntegrityError:
+        # Another process stored the same bytes between our look-up and insert.
+        message = InboundMessage.objects.get(sha256=digest)
+        InboundMessage.objects.filter(pk=message.pk).update(times_received=F("times_received") + 1)
+        return message, False
+    return message, True
+
+
+def _queue_parse(message_id: int) -> None:
+    from cases.tasks import parse_message_task
+
+    parse_message_task.delay_on_commit(message_id)
+
+
+def is_ours(ip: str) -> bool:
+    """Whether any allocation, at any time, covers ip. Used by parsers to rank candidate IPs."""
+    try:
+        addr = normalize_ip(ip)
+    except ValueError:
+        return False
+    return Allocation.objects.filter(network__in=candidate_networks(addr)).exists()
+
+
+@dataclass
+class IntakeSummary:
+    created: int = 0
+    duplicates: int = 0
+    unassigned: int = 0
+    cases_opened: int = 0
+    cases_updated: set[int] = field(default_factory=set)
+    new_report_ids: list[int] = field(default_factory=list)
+
+
+def process_message(message_id: int, *, force: bool = False, actor=None) -> IntakeSummary | None:
+    """Parse a stored message and file its events. Safe to run twice: a parsed message is skipped.
+
+    force=True re-parses a message that is unparsed (after a parser fix). Already filed
+    reports are never filed twice: the duplicate check catches them.
+    """
+    from cases import intake
+
+    message = InboundMessage.objects.filter(pk=message_id).first()
+    if message is None:
+        return None
+    if message.status == ParseStatus.PARSED and not force:
+        return None
+    if message.format == "manual":
+        return None
+    raw = bytes(message.raw)
+    max_bytes = settings.INTAKE_MAX_MESSAGE_BYTES
+    if len(raw) > max_bytes:
+        result = ParseResult(format="", events=[], error=f"message is {len(raw):,} bytes; the limit is {max_bytes:,}")
+    else:
+        try:
+            result = intake.parse(raw, received_at=message.received_at, is_ours=is_ours)
+        except Exception as exc:  # the dispatcher should not raise; if it does, the message waits for a person
+            log.exception("parser crashed on message %s", message_id)
+            result = ParseResult(format="", events=[], error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
+    if not result.events:
+        InboundMessage.objects.filter(pk=message.pk).update(
+            status=ParseStatus.UNPARSED,
+            format=result.format or "",
+            parse_error=result.error or "no report found in the message",
+            parsed_at=timezone.now(),
+            event_count=0,
+        )
+        return IntakeSummary()
+    summary = record_reports(result.events, message=message, actor=actor)
+    InboundMessage.objects.filter(pk=message.pk).update(
+        status=ParseStatus.PARSED,
+        format=result.format or "",
+        parse_error="",
+        parsed_at=timezone.now(),
+        event_count=len(result.events),
+    )
+    return summary
+
+
+# --- resolution in bulk -------------------------------------------------------------------
+
+
+def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], Allocation | None]:
+    """resolve() for many (ip, at) pairs with a few queries instead of one per pair."""
+    pairs = list(dict.fromkeys(pairs))
+    out: dict[tuple[str, datetime], Allocation | None] = {}
+    by_ip: dict[str, list[datetime]] = defaultdict(list)
+    for ip, at in pairs:
+        by_ip[ip].append(at)
+    ips = list(by_ip)
+    for start in range(0, len(ips), 200):
+        chunk = ips[start : start + 200]
+        cands = {ip: candidate_networks(normalize_ip(ip)) for ip in chunk}
+        times = [t for ip in chunk for t in by_ip[ip]]
+        lo, hi = min(times), max(times)
+        nets = {n for c in cands.values() for n in c}
+        rows = (
+            Allocation.objects.filter(network__in=nets, valid_from__lte=hi)
+            .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=lo))
+            .select_related("customer")
+        )
+        by_net: dict[str, list[Allocation]] = defaultdict(list)
+        for row in rows:
+            by_net[row.network].append(row)
+        for ip in chunk:
+            for at in by_ip[ip]:
+                found = None
+                for net in cands[ip]:  # most specific first
+                    for row in by_net.get(net, ()):
+                        if row.valid_from <= at and (row.valid_to is None or row.valid_to > at):
+                            found = row
+                            break
+                    if found:
+                        break
+                out[(ip, at)] = found
+    return out
+
+
+def _ever_ours(ips: Iterable[str]) -> set[str]:
+    ours = set()
+    ips = list(ips)
+    for start in range(0, len(ips), 200):
+        chunk = ips[start : start + 200]
+        cands = {ip: candidate_networks(normalize_ip(ip)) for ip in chunk}
+        nets = set(
+            Allocation.objects.filter(network__in={n for c in cands.values() for n in c})
+            .values_list("network", flat=True)
+            .distinct()
+        )
+        ours.update(ip for ip in chunk if nets.intersection(cands[ip]))
+    return ours
+
+
+def dedupe_key(ip: str, category: str, reporter: str) -> str:
+    return hashlib.sha256(f"{ip}|{category}|{reporter.lower()}".encode()).hexdigest()
+
+
+def _clean_event(event: ParsedEvent) -> ParsedEvent:
+    # The database never sees an unvalidated IP or a naive datetime.
+    addr = normalize_ip(event.ip)
+    event.ip = str(addr)
+    if event.occurred_at.tzinfo is None:
+        raise ValueError("naive occurred_at")
+    return event
+
+
+def record_reports(
+    events: Sequence[ParsedEvent], *, message: InboundMessage | None = None, actor=None
+) -> IntakeSummary:
+    """File events as Reports: resolve, de-duplicate, group into cases. Chunked transactions."""
+    summary = IntakeSummary()
+    clean = []
+    for event in events:
+        try:
+            clean.append(_clean_event(event))
+        except ValueError:
+            log.warning("dropping an event with an invalid ip/time from message %s", getattr(message, "pk", None))
+    for start in range(0, len(clean), CHUNK):
+        _record_chunk(clean[start : start + CHUNK], message=message, actor=actor, summary=summary)
+    if summary.new_report_ids and getattr(settings, "ENRICHMENT_ENABLED", True):
+        _queue_enrichment(summary.new_report_ids)
+    return summary
+
+
+def _queue_enrichment(report_ids: list[int]) -> None:
+    try:
+        from cases.tasks import enrich_report_task
+    except ImportError:
+        return
+    # One look-up per distinct IP is enough: the enrichment cache serves the rest.
+    seen: set[str] = set()
+    for pk, ip in Report.objects.filter(pk__in=report_ids).values_list("pk", "ip"):
+        if ip in seen:
+            continue
+        seen.add(ip)
+        transaction.on_commit(lambda pk=pk: enrich_report_task.delay(pk))
+
+
+@transaction.atomic
+def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
+    now = timezone.now()
+    resolved = resolve_many((e.ip, e.occurred_at) for e in events)
+    window = timedelta(minutes=Policy.for_kind("residential").duplicate_window_minutes)
+
+    # Duplicates: the same ip, category and reporter within the window, already stored or earlier in this chunk.
+    keys = {dedupe_key(e.ip, e.category, e.reporter) for e in events}
+    lo = min(e.occurred_at for e in events) - window
+    hi = max(e.occurred_at for e in events) + window
+    known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for key_list in (list(keys)[i : i + 500] for i in range(0, len(keys), 500)):
+        for key, at, pk in Report.objects.filter(
+            dedupe_key__in=key_list, occurred_at__gte=lo, occurred_at__lte=hi, duplicate_of__isnull=True
+        ).values_list("dedupe_key", "occurred_at", "pk"):
+            known[key].append((at, pk))
+
+    fresh: list[tuple[ParsedEvent, Report]] = []
+    dup_counts: dict[int, int] = defaultdict(int)
+    pending_dups: list[tuple[ParsedEvent, Report]] = []
+    for event in events:
+        key = dedupe_key(event.ip, event.category, event.reporter)
+        original = next((pk for at, pk in known[key] if abs(at - event.occurred_at) <= window), None)
+        in_chunk = next(
+            (r for e, r in fresh if r.dedupe_key == key and abs(e.occurred_at - event.occurred_at) <= window), None
+        )
+        if original is not None:
+            dup_counts[original] += 1
+            summary.duplicates += 1
+            continue
+        allocation = resolved.get((event.ip, event.occurred_at))
+        report = Report(
+            message=message,
+            ip=event.ip,
+            port=event.port,
+            occurred_at=event.occurred_at,
+            category=event.category,
+            reporter=event.reporter[:254],
+            reporter_org=event.reporter_org[:200],
+            format=event.format[:32],
+            external_id=event.external_id[:255],
+            evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
+            confidence=event.confidence,
+            customer=allocation.customer if allocation else None,
+            allocation=allocation,
+            dedupe_key=key,
+            created_at=now,
+        )
+        if in_chunk is not None:
+            pending_dups.append((event, in_chunk))
+            summary.duplicates += 1
+            continue
+        fresh.append((event, report))
+
+    no_customer = [r for _, r in fresh if r.customer_id is None]
+    if no_customer:
+        ours = _ever_ours({r.ip for r in no_customer})
+        for r in no_customer:
+            r.unassigned_reason = UnassignedReason.NOT_HELD if r.ip in ours else UnassignedReason.OUTSIDE
+
+    # Group by (customer, category): one case each, however many rows the file had.
+    groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
+    for _, r in fresh:
+        if r.customer_id:
+            groups[(r.customer_id, r.category)].append(r)
+    case_for: dict[tuple[int, str], Case] = {}
+    opened: set[int] = set()
+    for (customer_id, category), reports in groups.items():
+        case, was_opened = _open_case_for(customer_id, category, reports, now=now, actor=actor)
+        case_for[(customer_id, category)] = case
+        if was_opened:
+            opened.add(case.pk)
+        for r in reports:
+            r.case = case
+
+    Report.objects.bulk_create([r for _, r in fresh], batch_size=500)
+    for _, r in fresh:
+        if r.pk is None:  # SQLite < 3.35 and some backends do not return ids
+            raise RuntimeError("bulk_create did not return primary keys")
+    summary.created += len(fresh)
+    summary.unassigned += len(no_customer)
+    summary.new_report_ids.extend(r.pk for _, r in fresh)
+
+    for _, original in pending_dups:
+        dup_counts[original.pk] += 1
+    for pk, count in dup_counts.items():
+        Report.objects.filter(pk=pk).update(duplicate_count=F("duplicate_count") + count)
+
+    audit = []
+    for (_customer_id, _category), reports in groups.items():
+        case = case_for[(_customer_id, _category)]
+        first = min(r.occurred_at for r in reports)
+        last = max(r.occurred_at for r in reports)
+        Case.objects.filter(pk=case.pk).update(
+            report_count=F("report_count") + len(reports),
+            last_report_at=last if last > case.last_report_at else case.last_report_at,
+            first_report_at=first if first < case.first_report_at else case.first_report_at,
+        )
+        summary.cases_updated.add(case.pk)
+        note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
+        if message is not None:
+            note += f" from message {message.pk} ({reports[0].format or 'unknown format'})"
+        audit.append(
+            CaseEvent(
+                case=case,
+                kind="reports_added",
+                old="",
+                new=str(len(reports)),
+                note=note,
+                report=reports[0],
+                at=now,
+                **_actor_kwargs(actor),
+            )
+        )
+    CaseEvent.objects.bulk_create(audit)
+    summary.cases_opened += len(opened)
+
+
+def _open_case_for(customer_id: int, category: str, reports: list[Report], *, now, actor) -> tuple[Case, bool]:
+    """The customer's open case for the category, locked; or a new one (and its 'opened' event)."""
+    case = Case.objects.select_for_update().filter(customer_id=customer_id, category=category).open().first()
+    if case is not None:
+        return case, False
+    first = min(r.occurred_at for r in reports)
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(
+                customer_id=customer_id,
+                category=category,
+                opened_at=now,
+                first_report_at=first,
+                last_report_at=first,
+            )
+    except IntegrityError:
+        # A concurrent intake opened it first (the partial unique constraint); join that one.
+        case = Case.objects.select_for_update().filter(customer_id=customer_id, category=category).open().get()
+        return case, False
+    CaseEvent.objects.create(case=case, kind="opened", old="", new=CaseStatus.OPEN, at=now, **_actor_kwargs(actor))
+    return case, True
+
+
+# --- hand-made reports -----------------------------------------------------------------------
+
+
+def enter_report(
+    *,
+    ip: str,
+    occurred_at: datetime,
+    category: str,
+    reporter: str = "",
+    reporter_org: str = "",
+    text: str = "",
+    port: int | None = None,
+    message: InboundMessage | None = None,
+    actor,
+) -> tuple[InboundMessage, IntakeSummary]:
+    """A complaint entered by NOC staff (a phone call, or an unparsed message read by a person).
+
+    Without a message, what was typed is itself stored as an InboundMessage (channel web),
+    so the complaint is kept exactly as received, like every other input.
+    """
+    ipaddress.ip_address(ip)  # raises ValueError for the form to show
+    if timezone.is_naive(occurred_at):
+        raise ValueError("occurred_at must be aware")
+    event = ParsedEvent(
+        ip=ip,
+        occurred_at=occurred_at,
+        category=category,
+        format="manual",
+        port=port,
+        reporter=reporter,
+        reporter_org=reporter_org,
+        evidence=text,
+        confidence=1.0,
+    )
+    if message is None:
+        payload = {
+            "entered_by": actor.get_username(),
+            "entered_at": timezone.now().isoformat(),
+            **{k: v for k, v in event.as_dict().items() if k != "confidence"},
+            "text": text,
+        }
+        raw = json.dumps(payload, sort_keys=True, indent=1).encode()
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                raw=raw,
+                size=len(raw),
+                sha256=hashlib.sha256(raw).hexdigest(),
+                subject=f"Complaint entered by {actor.get_username()}"[:500],
+                sender=(reporter or reporter_org)[:500],
+                channel="web",
+                received_by=actor,
+                status=ParseStatus.PARSED,
+                format="manual",
+                parsed_at=timezone.now(),
+            )
+    summary = record_reports([event], message=message, actor=actor)
+    InboundMessage.objects.filter(pk=message.pk).update(
+        status=ParseStatus.PARSED,
+        parse_error="",
+        parsed_at=timezone.now(),
+        event_count=F("event_count") + 1,
+        format=F("format") if message.format else "manual",
+    )
+    return message, summary
+
+
+def reparse_message(message: InboundMessage, *, actor) -> IntakeSummary | None:
+    """Parse an unparsed message again (after a parser fix)."""
+    if message.status == ParseStatus.PARSED:
+        raise TransitionError("This message is already parsed.")
+    InboundMessage.objects.filter(pk=message.pk).update(status=ParseStatus.NEW)
+    return process_message(message.pk, force=True, actor=actor)
+
+
+# --- case changes ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def change_case_status(case: Case, new_status: str, *, actor, note: str = "") -> Case:
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    if new_status not in CASE_TRANSITIONS.get(case.status, set()):
+        raise TransitionError(f"A case cannot go from {case.status} to {new_status}.")
+    reopening = new_status in (CaseStatus.OPEN, CaseStatus.WAITING) and not case.is_open
+    if reopening and Case.objects.filter(customer_id=case.customer_id, category=case.category).open().exists():
+        raise TransitionError("This customer already has an open case for that category.")
+    old = case.status
+    case.status = new_status
+    case.closed_at = timezone.now() if new_status in (CaseStatus.RESOLVED, CaseStatus.REJECTED) else None
+    case.save(update_fields=["status", "closed_at", "updated_at"])
+    CaseEvent.objects.create(case=case, kind="status", old=old, new=new_status, note=note, **_actor_kwargs(actor))
+    return case
+
+
+@transaction.atomic
+def assign_case(case: Case, assignee, *, actor) -> Case:
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    old = case.assignee.get_username() if case.assignee else ""
+    case.assignee = assignee
+    case.save(update_fields=["assignee", "updated_at"])
+    new = assignee.get_username() if assignee else ""
+    CaseEvent.objects.create(case=case, kind="assignee", old=old, new=new, **_actor_kwargs(actor))
+    return case
+
+
+@transaction.atomic
+def add_case_note(case: Case, note: str, *, actor) -> CaseEvent:
+    if not note.strip():
+        raise ValueError("A note cannot be empty.")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    return CaseEvent.objects.create(case=case, kind="note", note=note.strip()[:10000], **_actor_kwargs(actor))
