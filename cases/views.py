@@ -226,7 +226,7 @@ def _summary_text(summary: services.IntakeSummary) -> str:
 
 @role_required(NOC)
 def complaint_new(request: HttpRequest) -> HttpResponse:
-    form = ComplaintForm(request.POST or None)
+    form = ComplaintForm(request.POST) if request.method == "POST" else ComplaintForm()
     if request.method == "POST" and form.is_valid():
         message, summary = services.enter_report(actor=request.user, **form.cleaned_data)
         messages.success(request, _summary_text(summary))
@@ -237,7 +237,7 @@ def complaint_new(request: HttpRequest) -> HttpResponse:
 
 @role_required(NOC)
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     if request.method == "POST" and form.is_valid():
         stored = again = 0
         for f in form.cleaned_data["files"]:
