@@ -1,4 +1,133 @@
 """Report parsers: pure functions from raw bytes to ParsedEvents. No database access here.
 
-Entry point: parse(raw: bytes, *, received_at: datetime | None = None) -> ParseResult
+Entry point::
+
+    parse(raw: bytes, *, received_at: datetime | None = None,
+          is_ours: Callable[[str], bool] | None = None) -> ParseResult
+
+Each format lives in its own module with ``detect(msg, raw) -> bool`` and
+``parse(msg, raw, *, received_at) -> list[ParsedEvent]`` (raising base.ParseError with a reason).
+Detectors are tried in FORMATS order; the first format whose parser yields events wins. A detected
+format that fails does not stop the others, but its reason is what the result reports if nothing
+else succeeds. Free text is the fallback, tried only when no structured format was detected.
+``parse`` never raises: any failure becomes ``ParseResult(events=[], error=...)``.
 """
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import ModuleType
+
+from .base import ParsedEvent, ParseError, ParseResult
+
+__all__ = ["FORMATS", "FALLBACK", "ParsedEvent", "ParseError", "ParseResult", "parse"]
+
+log = logging.getLogger(__name__)
+
+# xarf first: X-ARF mails are also multipart and would otherwise look like free text with IPs.
+FORMATS = ("xarf", "arf", "spamcop", "shadowserver", "feeds")
+FALLBACK = "freetext"
+
+
+def _module(name: str) -> ModuleType | None:
+    # Imported lazily so that a format module that is missing (or broken) disables only itself.
+    full = f"{__name__}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name == full:  # not written (yet): that format is simply not available
+            return None
+        log.warning("intake parser %s could not be imported", name, exc_info=True)
+        return None
+    except Exception:  # noqa: BLE001
+        log.warning("intake parser %s could not be imported", name, exc_info=True)
+        return None
+
+
+def _format_of(module: ModuleType, name: str, events: list[ParsedEvent]) -> str:
+    # A module may report a finer format on its events (xarf vs xarf4, csv vs keyvalue).
+    return events[0].format if events and events[0].format else getattr(module, "FORMAT", name)
+
+
+def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, is_ours) -> list[ParsedEvent]:
+    kwargs: dict = {"received_at": received_at}
+    if is_ours is not None and "is_ours" in inspect.signature(module.parse).parameters:
+        kwargs["is_ours"] = is_ours
+    events = module.parse(msg, raw, **kwargs)
+    return [e for e in (events or []) if isinstance(e, ParsedEvent)]
+
+
+def parse(
+    raw: bytes,
+    *,
+    received_at: datetime | None = None,
+    is_ours: Callable[[str], bool] | None = None,
+) -> ParseResult:
+    """Detect the format of raw and parse it. Never raises.
+
+    received_at (aware; default now) is the fallback incident time and the reference for rejecting
+    future dates. is_ours(ip) -> bool, when given, lets the free-text parser rank our addresses first.
+    Raw that is not e-mail (a bare CSV or JSON body) is wrapped as a text/plain message first, so
+    the feed parsers see it too (see mime.parse_message).
+    """
+    try:
+        return _parse(raw, received_at=received_at, is_ours=is_ours)
+    except Exception as exc:  # noqa: BLE001 — intake must keep the message and say why, whatever happened
+        log.exception("intake parse failed")
+        return ParseResult(format="", events=[], error=f"parser failure: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _parse(raw: bytes, *, received_at: datetime | None, is_ours) -> ParseResult:
+    from . import mime
+
+    if received_at is None or received_at.tzinfo is None:
+        received_at = datetime.now(UTC) if received_at is None else received_at.replace(tzinfo=UTC)
+    if not raw or not bytes(raw).strip():
+        return ParseResult(format="", events=[], error="empty message")
+    raw = bytes(raw)
+    msg = mime.parse_message(raw)
+
+    first_error: tuple[str, str] | None = None
+    detected_any = False
+    for name in FORMATS:
+        module = _module(name)
+        if module is None:
+            continue
+        try:
+            if not module.detect(msg, raw):
+                continue
+        except Exception:  # noqa: BLE001 — a broken detector means "not this format"
+            log.warning("intake detector %s failed", name, exc_info=True)
+            continue
+        detected_any = True
+        fmt = getattr(module, "FORMAT", name)
+        try:
+            events = _run(module, msg, raw, received_at, is_ours)
+        except ParseError as exc:
+            first_error = first_error or (fmt, str(exc) or "unreadable")
+            continue
+        except Exception as exc:  # noqa: BLE001
+            log.warning("intake parser %s crashed", name, exc_info=True)
+            first_error = first_error or (fmt, f"{fmt} parser failure: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if events:
+            return ParseResult(format=_format_of(module, fmt, events), events=events)
+        first_error = first_error or (fmt, f"{fmt} report with no events in it")
+
+    if detected_any and first_error:
+        return ParseResult(format=first_error[0], events=[], error=first_error[1])
+
+    fallback = _module(FALLBACK)
+    if fallback is None:
+        return ParseResult(format="", events=[], error="no parser recognised this message")
+    try:
+        events = _run(fallback, msg, raw, received_at, is_ours)
+    except ParseError as exc:
+        return ParseResult(format="", events=[], error=str(exc) or "no report found in the text")
+    if not events:
+        return ParseResult(format="", events=[], error="no report found in the text")
+    return ParseResult(format=FALLBACK, events=events)
