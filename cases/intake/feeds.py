@@ -1,0 +1,221 @@
+"""Generic feeds: CSV files or bodies, and "key: value" records, where one field is plainly the IP and
+one the time ("ip"/"src_ip"/"source", "timestamp"/"first_seen"/...).
+
+This runs after the named formats (ARF, X-ARF, SpamCop, Shadowserver), so it only has to be sure
+about the IP and time; the category comes from a category/type column when there is one, else
+from the file name or subject, else "other" with low confidence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.message import EmailMessage
+
+from cases.intake import mime, tabular
+from cases.intake.base import ParsedEvent, ParseError
+
+FORMAT_CSV = "csv"
+FORMAT_KV = "keyvalue"
+
+MAX_TEXT_CHARS = 50 * 1024 * 1024
+_CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.zip", ".zip", ".csv.gz", ".gz")
+_MAX_HEADER_SEARCH_LINES = 200
+_ARCHIVE_TYPES = ("application/zip", "application/x-zip-compressed", "application/gzip", "application/csv")
+_HEAD_BYTES = 64 * 1024
+
+
+def _candidate_parts(msg: EmailMessage) -> list[tuple[str, str, bytes, object]]:
+    """Text bodies and CSV-ish or archive attachments; never embedded messages' binary parts."""
+    found = []
+    for filename, ctype, data, part in tabular.iter_leaf_parts(msg):
+        name = filename.lower()
+        if (
+            ctype.startswith("text/")
+            and ctype != "text/html"
+            or name.endswith(_CSV_SUFFIXES)
+            or ctype in ("application/zip", "application/x-zip-compressed", "application/gzip", "application/csv")
+        ):
+            found.append((filename, ctype, data, part))
+    return found
+
+
+def csv_start(text: str) -> int | None:
+    """Offset of the first line that is a CSV header naming an IP and a time column, if any.
+
+    A feed may paste its CSV below a sentence or two of prose, so the first lines are searched.
+    """
+    offset = 0
+    for count, line in enumerate(text[: 256 * 1024].split("\n")):
+        if count >= _MAX_HEADER_SEARCH_LINES:
+            break
+        if tabular.looks_like_csv(text[offset : offset + 8192]):
+            return offset
+        offset += len(line) + 1
+    return None
+
+
+def _kv_records(text: str) -> list[list[tuple[str, str]]]:
+    """Records of "Name: value" lines; a name seen again starts the next record."""
+    records: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in mime.parse_fields(text[: 4 * 1024 * 1024]):
+        key = tabular.normalize_key(name)
+        if key in seen:
+            records.append(current)
+            current, seen = [], set()
+        current.append((key, value))
+        seen.add(key)
+    if current:
+        records.append(current)
+    return records
+
+
+def _kv_event(
+    record: list[tuple[str, str]], *, received_at: datetime | None, reporter: str, org: str, hint: str | None
+) -> ParsedEvent | str | None:
+    """An event from one key:value record; a skip reason when it names an IP but is unusable;
+    None when it is not a feed record at all."""
+    fields = dict(record)
+    keys = list(fields)
+    ip_col = tabular.find_column(keys, tabular.IP_COLUMNS)
+    time_col, date_col, clock_col = tabular.time_columns(keys)
+    if ip_col is None or (time_col is None and date_col is None):
+        return None
+    ip = tabular.valid_ip(fields[keys[ip_col]])
+    if ip is None:
+        return "invalid IP address"
+    when_text = (
+        fields[keys[time_col]] if time_col is not None else f"{fields[keys[date_col]]} {fields[keys[clock_col]]}"
+    )  # type: ignore[index]
+    when = tabular.parse_when(when_text)
+    if when is None:
+        return "unreadable time"
+    problem = tabular.check_when(when, received_at)
+    if problem:
+        return problem
+    category, confidence = _category(fields, hint)
+    port_col = tabular.find_column(keys, tabular.PORT_COLUMNS)
+    id_col = tabular.find_column(keys, tabular.ID_COLUMNS)
+    return ParsedEvent(
+        ip=ip,
+        occurred_at=when,
+        category=category,
+        format=FORMAT_KV,
+        port=tabular.valid_port(fields[keys[port_col]]) if port_col is not None else None,
+        reporter=reporter,
+        reporter_org=org,
+        external_id=fields[keys[id_col]][:200] if id_col is not None else "",
+        evidence="\n".join(f"{k}: {v}" for k, v in record),
+        confidence=confidence,
+    )
+
+
+def _category(record: dict[str, str], hint: str | None) -> tuple[str, float]:
+    category = _column_category(record)
+    if category:
+        return category, 0.8
+    if hint:
+        return hint, 0.6
+    return "other", 0.5
+
+
+def _column_category(record: dict[str, str]) -> str | None:
+    for column in tabular.CATEGORY_COLUMNS:
+        category = tabular.classify(record.get(column, ""))
+        if category:
+            return category
+    return None
+
+
+def _hint(msg: EmailMessage, filename: str = "") -> str | None:
+    """A category suggested by the file name or the subject ("SSH brute force report")."""
+    return tabular.classify(re.sub(r"\.(csv|zip|gz|txt)$", "", filename, flags=re.I)) or tabular.classify(
+        mime.header(msg, "Subject")
+    )
+
+
+def _texts(msg: EmailMessage, events: tabular.EventList, *, head_only: bool) -> list[tuple[str, str]]:
+    """(name, text) of each candidate part, archives opened one level. With head_only, only the
+    first bytes of each (enough for a header line or a few records) so detect stays cheap."""
+    out = []
+    for filename, _ctype, data, part in _candidate_parts(msg):
+        if tabular.is_archive(filename, data):
+            try:
+                members = tabular.extract(filename, data, events)
+            except ParseError:
+                if head_only:
+                    continue
+                raise
+        else:
+            members = [(filename, data)]
+        for name, content in members:
+            if head_only:
+                content = content[:_HEAD_BYTES]
+            out.append((name, tabular.bytes_text(part, content)[:MAX_TEXT_CHARS]))  # type: ignore[arg-type]
+    return out
+
+
+def detect(msg: EmailMessage, raw: bytes) -> bool:
+    texts = _texts(msg, tabular.EventList(), head_only=True)
+    for _name, text in texts:
+        if csv_start(text) is not None:
+            return True
+    for _name, text in texts:
+        for record in _kv_records(text):
+            if isinstance(_kv_event(record, received_at=None, reporter="", org="", hint=None), ParsedEvent):
+                return True
+    return False
+
+
+def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> list[ParsedEvent]:
+    events = tabular.EventList()
+    reporter, org = tabular.sender_of(msg)
+    problems: list[str] = []
+    texts = _texts(msg, events, head_only=False)
+    for name, text in texts:
+        start = csv_start(text)
+        if start is None:
+            continue
+        hint = _hint(msg, name)
+        if start > 0:
+            # A table pasted into prose ends at the first blank line; the prose after it is not rows.
+            end = re.search(r"\n[ \t\r]*\n", text[start:])
+            text = text[start : start + end.start()] if end else text[start:]
+            start = 0
+        try:
+            tabular.table_events(
+                tabular.Table(text[start:], events),
+                events,
+                fmt=FORMAT_CSV,
+                received_at=received_at,
+                reporter=reporter,
+                reporter_org=org,
+                category_for=_column_category,
+                confidence=0.8,
+                default_category=hint or "other",
+                default_confidence=0.6 if hint else 0.5,
+                id_prefix=name,
+            )
+        except ParseError as exc:
+            problems.append(f"{name or 'body'}: {exc}")
+    if not events and not events.skipped:
+        # No CSV: key:value records, in the body or in text attachments (Cyscon's YAML-ish report).
+        seen: set[tuple[str, datetime]] = set()
+        for name, text in texts:
+            hint = _hint(msg, name)
+            for record in _kv_records(text):
+                result = _kv_event(record, received_at=received_at, reporter=reporter, org=org, hint=hint)
+                if isinstance(result, ParsedEvent):
+                    if (result.ip, result.occurred_at) not in seen:  # the body often repeats the attachment
+                        seen.add((result.ip, result.occurred_at))
+                        events.append(result)
+                elif result is not None:
+                    events.skip(result)
+    if not events:
+        reasons = problems + ([f"all records skipped ({events.skip_summary()})"] if events.skipped else [])
+        raise ParseError(
+            "no feed events: " + ("; ".join(reasons) or "no CSV with IP and time columns, no ip/time fields")
+        )
+    return events
