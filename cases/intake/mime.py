@@ -727,12 +727,14 @@ def parse_received(value: str, *, now: datetime | None = None) -> Hop:
         hop.from_ip = (comment_ips or word_ips or [None])[0]
         # The reverse-DNS name in the comment is the receiver's view; the HELO word is the sender's
         # claim, used only when the comment has no name (and never when rDNS said "unknown").
-        rdns = re.match(r"\s*([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)", comments[0]) if comments else None
+        first_comment = _HELO_ARG.sub(" ", comments[0]) if comments else ""
+        rdns = re.match(r"\s*([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)", first_comment)
         name = rdns.group(1).lower() if rdns else ""
+        word = words[0].strip("[]").lower() if words else ""
         if name and "." in name and not canonical_ip(name):
             hop.from_host = name
-        elif name != "unknown" and words and not canonical_ip(words[0]):
-            hop.from_host = words[0].strip("[]").lower()
+        elif name != "unknown" and word != "unknown" and word and not canonical_ip(word):
+            hop.from_host = word
     return hop
 
 

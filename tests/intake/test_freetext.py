@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cases.intake import mime, parse
+
+from . import RECEIVED_AT, fixture
+
+
+def test_plain_complaint_gives_candidates_best_first():
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT)
+    assert result.format == "freetext"
+    ips = [e.ip for e in result.events]
+    assert set(ips) == {"198.51.100.44", "192.0.2.80"}
+    best = result.events[0]
+    # "the host 198.51.100.44 ..." names the offender; the victim's server line has no such word.
+    assert best.ip == "198.51.100.44"
+    assert best.category == "login_attack"
+    assert best.reporter == "jane@hosting.example"
+    assert best.reporter_org == "Jane Admin"
+    assert best.external_id == "complaint-1@hosting.example"
+    # The only date near the addresses is the "First attempt" line, two lines below.
+    assert best.occurred_at == datetime(2024, 1, 21, 8, 15, 2, tzinfo=UTC)
+    assert all(0 < e.confidence < 1 for e in result.events)
+    assert result.events[0].confidence >= result.events[1].confidence
+
+
+def test_is_ours_puts_our_address_first():
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, is_ours=lambda ip: ip == "192.0.2.80")
+    assert result.events[0].ip == "192.0.2.80"
+    assert result.events[0].confidence > result.events[1].confidence
+
+
+def test_a_failing_is_ours_hint_is_ignored():
+    def broken(ip: str) -> bool:
+        raise RuntimeError("database down")
+
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, is_ours=broken)
+    assert result.events[0].ip == "198.51.100.44"
+
+
+def test_quoted_received_chain_is_walked_to_the_entry_hop():
+    result = parse(fixture("freetext_forwarded_headers.eml"), received_at=RECEIVED_AT)
+    best = result.events[0]
+    assert best.ip == "203.0.113.9"
+    assert best.occurred_at == datetime(2024, 1, 22, 8, 30, 1, tzinfo=UTC)
+    assert best.category == "spam"
+    ips = [e.ip for e in result.events]
+    # The complainant's own relay is never a candidate; the customer's LAN host is a weak one.
+    assert "192.0.2.60" not in ips
+    assert "172.16.5.5" in ips
+    assert result.events[ips.index("172.16.5.5")].confidence < best.confidence
+
+
+def test_attached_message_entry_hop_beats_everything():
+    result = parse(fixture("freetext_attached.eml"), received_at=RECEIVED_AT)
+    best = result.events[0]
+    assert best.ip == "198.51.100.120"
+    assert best.occurred_at == datetime(2024, 1, 23, 11, 0, 2, tzinfo=UTC)
+    assert "192.0.2.70" not in [e.ip for e in result.events]
+    assert best.category == "spam"  # forwarded mail and no other hint
+    assert best.confidence > 0.5
+
+
+def test_html_only_mail_is_read_as_text_without_script_content():
+    result = parse(fixture("freetext_html_only.eml"), received_at=RECEIVED_AT)
+    assert [e.ip for e in result.events] == ["203.0.113.200"]
+    [event] = result.events
+    assert event.category == "scanning"
+    assert event.occurred_at == datetime(2024, 1, 24, 15, 40, tzinfo=UTC)
+
+
+def test_two_addresses_on_one_line_both_become_candidates_with_the_time_on_that_line():
+    result = parse(fixture("freetext_two_ips.eml"), received_at=RECEIVED_AT)
+    assert [e.ip for e in result.events] == ["192.0.2.33", "198.51.100.66"]
+    assert {e.category for e in result.events} == {"ddos"}
+    assert {e.occurred_at for e in result.events} == {datetime(2024, 1, 25, 9, 0, tzinfo=UTC)}
+
+
+def test_received_chain_helpers_read_common_mta_forms():
+    hop = mime.parse_received(
+        "from 127.0.0.1 (EHLO mail.sender.example) (203.0.113.5) by mta.example.com with SMTPS;"
+        " Tue, 19 Jan 2016 15:16:29 +0000"
+    )
+    assert hop.from_ip == "203.0.113.5"
+    assert hop.by_host == "mta.example.com"
+    hop = mime.parse_received("from [198.51.100.3] (helo=[10.0.0.1]) by mx.example.org with esmtp (Exim 4.96)")
+    assert hop.from_ip == "198.51.100.3"
+    hop = mime.parse_received("(qmail 24962 invoked from network); 19 Jan 2016 20:32:36 +0100")
+    assert hop.from_ip is None
+
+
+def test_no_address_at_all_is_an_error_reason():
+    raw = b"From: a@b.example\nSubject: hello\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nYou people are spamming me!\n"
+    result = parse(raw, received_at=RECEIVED_AT)
+    assert result.events == []
+    assert "no valid IP address" in result.error
