@@ -1,0 +1,77 @@
+"""Who held an IP address at a moment: `manage.py resolve_ip 198.51.100.7 --at 2025-03-01T14:02:00Z [--json]`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from customers.models import Allocation
+from customers.resolver import normalize_ip, resolve
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC. Raises CommandError."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(f"--at {text!r} is not an ISO 8601 time (e.g. 2025-03-01T14:02:00Z).") from None
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def as_json(ip: str, at: datetime, allocation: Allocation | None) -> dict[str, Any]:
+    customer = allocation.customer if allocation is not None else None
+    return {
+        "ip": ip,
+        "at": at.isoformat(),
+        "customer": (
+            {"account": customer.account, "name": customer.name, "kind": customer.kind}
+            if customer is not None
+            else None
+        ),
+        "allocation": (
+            {
+                "network": allocation.network,
+                "valid_from": allocation.valid_from.isoformat(),
+                "valid_to": allocation.valid_to.isoformat() if allocation.valid_to else None,
+                "source": allocation.source,
+            }
+            if allocation is not None
+            else None
+        ),
+    }
+
+
+class Command(BaseCommand):
+    help = "Print the customer that held an IP address at a moment (default: now)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("ip", help="IPv4 or IPv6 address; ::ffff:a.b.c.d counts as the IPv4 address.")
+        parser.add_argument("--at", help="ISO 8601 time; no zone means UTC. Default: now.")
+        parser.add_argument("--json", action="store_true", help="Print exactly one JSON object.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            addr = normalize_ip(options["ip"])
+        except ValueError:
+            raise CommandError(f"{options['ip']!r} is not an IPv4 or IPv6 address.") from None
+        at = parse_instant(options["at"]) if options["at"] else timezone.now()
+        allocation = resolve(addr, at)
+        if options["json"]:
+            self.stdout.write(json.dumps(as_json(str(addr), at, allocation)))
+            return
+        if allocation is None:
+            self.stdout.write(f"{addr} at {at.isoformat()}: nobody held it.")
+            return
+        customer = allocation.customer
+        until = allocation.valid_to.isoformat() if allocation.valid_to else "open"
+        self.stdout.write(
+            f"{addr} at {at.isoformat()}: {customer.account} {customer.name} ({customer.get_kind_display()})\n"
+            f"  allocation {allocation.network}, {allocation.valid_from.isoformat()} – {until}, "
+            f"source {allocation.source}"
+        )
