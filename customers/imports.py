@@ -1,0 +1,795 @@
+"""CSV imports of customers/allocations and of RADIUS/DHCP lease logs.
+
+Both imports share one shape: read the file line by line as bytes, decode each line on its
+own (so one line of Latin-1 rejects that line, not the file), check every row, write what is
+new or changed, and keep counters on the ImportRun as they go so the admin can show progress.
+A bad row is rejected with its line number and a reason and never stops the rest; only a file
+that cannot be opened or read, or whose header is not the expected one, fails the whole run.
+
+Allocation files are small (hundreds to tens of thousands of rows) and go through the
+allocation services row by row, which lock the network, validate and write the audit row.
+Lease files are big (a million sessions a day is normal for a mid-size ISP), so they are checked
+in memory against the existing allocations of the same addresses and written in batches:
+PostgreSQL gets COPY, other databases bulk_create. Every allocation a lease import creates or
+ends still gets its own AllocationChange row, written in the same batch.
+
+Entry points: execute(run, source, ...) runs a whole import for an ImportRun (status,
+counters, errors) and is what the management commands and the Celery task call;
+import_allocations() and import_leases() do the row work.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import csv
+import io
+import ipaddress
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers import services
+from customers.models import (
+    Allocation,
+    AllocationChange,
+    AllocationSource,
+    Contact,
+    Customer,
+    CustomerKind,
+    ImportRun,
+    parse_network,
+)
+
+ALLOCATION_COLUMNS = ("account", "name", "kind", "email", "network", "valid_from", "valid_to")
+LEASE_COLUMNS = ("ip", "account", "start", "stop")
+# ImportRun.errors keeps the first rejections only, so one broken 1M-row file cannot make
+# a multi-megabyte JSON value that the admin page then has to load and render.
+MAX_STORED_ERRORS = 1000
+LEASE_BATCH_ROWS = 50_000
+ALLOCATION_PROGRESS_EVERY = 200
+
+Progress = Callable[[int, int], None]  # (processed rows, total rows; 0 when unknown)
+Rejected = Callable[[int, str], None]  # (line number, reason)
+Source = str | os.PathLike | BinaryIO
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read: missing, unreadable, or not the expected columns."""
+
+
+class RowError(Exception):
+    """One row is rejected; the message is the reason shown to the user."""
+
+
+@dataclass
+class ImportSummary:
+    total_rows: int = 0
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_STORED_ERRORS:
+            self.errors.append({"line": line, "reason": reason})
+
+    def as_text(self) -> str:
+        return (
+            f"{self.processed} rows: {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.rejected} rejected"
+        )
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _open_binary(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, str | os.PathLike):
+        try:
+            fh = open(source, "rb")  # noqa: SIM115 - closed below, errors become ImportFileError
+        except OSError as exc:
+            raise ImportFileError(f"Cannot open {os.fspath(source)}: {exc.strerror or exc}") from None
+        try:
+            yield fh
+        finally:
+            fh.close()
+    else:
+        yield source
+
+
+def count_rows(source: Source) -> int:
+    """Data rows in the file (lines less the header), cheaply, for the progress bar; 0 if unknown."""
+    with _open_binary(source) as fh:
+        if not fh.seekable():
+            return 0
+        start = fh.tell()
+        lines = 0
+        last = b"\n"
+        try:
+            while block := fh.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        except OSError as exc:
+            raise ImportFileError(f"Cannot read the file: {exc.strerror or exc}") from None
+        finally:
+            fh.seek(start)
+        if last != b"\n":
+            lines += 1
+        return max(0, lines - 1)
+
+
+def _split(text: str) -> list[str]:
+    # Most lines have no quotes at all; str.split is several times faster than csv for them.
+    if '"' not in text:
+        return [part.strip() for part in text.split(",")]
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise RowError(f"malformed CSV quoting ({exc})") from None
+    return [part.strip() for part in rows[0]] if rows else []
+
+
+def _rows(fh: BinaryIO, columns: tuple[str, ...], reject: Rejected) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each data row with the right column count, in the order of `columns`.
+
+    Rows that cannot be decoded or split, or have too few or too many fields, go to `reject`.
+    Blank lines are skipped.
+    """
+    order: list[int] | None = None
+    lineno = 0
+    try:
+        for raw in fh:
+            lineno += 1
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                if order is None:
+                    raise ImportFileError(f"Line {lineno} (the header) is not valid UTF-8.") from None
+                reject(lineno, f"not valid UTF-8 (byte {exc.start + 1} of the line)")
+                continue
+            if not text.strip():
+                continue
+            try:
+                fields = _split(text)
+            except RowError as exc:
+                if order is None:
+                    raise ImportFileError(f"Line {lineno} (the header) is not valid CSV: {exc}") from None
+                reject(lineno, str(exc))
+                continue
+            if order is None:
+                order = _header_order(fields, columns)
+                continue
+            if len(fields) != len(order):
+                reject(lineno, f"expected {len(order)} columns, found {len(fields)}")
+                continue
+            yield lineno, [fields[i] for i in order]
+    except OSError as exc:
+        raise ImportFileError(f"Cannot read the file after line {lineno}: {exc.strerror or exc}") from None
+
+
+def _header_order(header: list[str], columns: tuple[str, ...]) -> list[int]:
+    names = [name.strip().lower() for name in header]
+    missing = [c for c in columns if c not in names]
+    extra = [n for n in names if n not in columns]
+    if missing or extra or len(set(names)) != len(names):
+        detail = []
+        if missing:
+            detail.append("missing " + ", ".join(missing))
+        if extra:
+            detail.append("unexpected " + ", ".join(repr(n) for n in extra))
+        if len(set(names)) != len(names):
+            detail.append("repeated column names")
+        raise ImportFileError(f"The header must be {','.join(columns)} ({'; '.join(detail)}).")
+    return [names.index(c) for c in columns]
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An aware UTC datetime from ISO 8601; a time without a zone is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowError(f"{what} {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+# --- running an ImportRun ----------------------------------------------------------------
+
+
+def _save_counters(run: ImportRun, summary: ImportSummary, **extra) -> None:
+    values = {
+        "total_rows": max(summary.total_rows, summary.processed),
+        "processed_rows": summary.processed,
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "rejected": summary.rejected,
+        "errors": summary.errors,
+        **extra,
+    }
+    # A conditional UPDATE, not save(): the run row may be read by the admin meanwhile, and
+    # the file field must not be rewritten.
+    ImportRun.objects.filter(pk=run.pk).update(**values)
+    for name, value in values.items():
+        setattr(run, name, value)
+
+
+def execute(
+    run: ImportRun,
+    source: Source,
+    *,
+    progress: Progress | None = None,
+    on_reject: Rejected | None = None,
+) -> ImportSummary:
+    """Run the import `run.kind` from `source` (a path or a binary file), recording everything on `run`.
+
+    Raises ImportFileError (after marking the run failed) when the file cannot be read.
+    """
+    importer = import_leases if run.kind == ImportRun.Kind.LEASES else import_allocations
+    _save_counters(run, ImportSummary(), status=ImportRun.Status.RUNNING, error="")
+    try:
+        summary = importer(source, run, progress=progress, on_reject=on_reject)
+    except ImportFileError as exc:
+        ImportRun.objects.filter(pk=run.pk).update(
+            status=ImportRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        run.status, run.error = ImportRun.Status.FAILED, str(exc)
+        raise
+    except Exception as exc:
+        # Anything unexpected still leaves the run in a final state for the admin page.
+        ImportRun.objects.filter(pk=run.pk).update(
+            status=ImportRun.Status.FAILED, error=f"Internal error: {exc!r}", finished_at=timezone.now()
+        )
+        raise
+    _save_counters(run, summary, status=ImportRun.Status.DONE, finished_at=timezone.now())
+    return summary
+
+
+def _actor_label(run: ImportRun) -> str:
+    return f"{run.get_kind_display().split(' ')[0].lower()} import #{run.pk}"
+
+
+# --- customers and allocations -----------------------------------------------------------
+
+
+def import_allocations(
+    source: Source,
+    run: ImportRun,
+    *,
+    progress: Progress | None = None,
+    on_reject: Rejected | None = None,
+) -> ImportSummary:
+    """Customers, contacts and allocations from account,name,kind,email,network,valid_from,valid_to.
+
+    Per row: the customer is created, or its name/kind updated when given and different; the email
+    becomes a Contact if the customer has none with that address; the network (if any) becomes an
+    allocation (source=import) matched on (network, valid_from) — or, when valid_from is empty, on
+    the customer's current allocation of that network — so the same file twice changes nothing.
+    A row counts as created when its allocation (or, without a network, its customer) is new,
+    updated when anything else changed, unchanged otherwise. The row is all or nothing.
+    """
+    summary = ImportSummary(total_rows=count_rows(source))
+    now = timezone.now()  # one "now" for the run, so empty valid_from means the same instant throughout
+    label = _actor_label(run)
+    actor = run.started_by
+
+    def reject(line: int, reason: str) -> None:
+        summary.reject(line, reason)
+        if on_reject:
+            on_reject(line, reason)
+
+    saved_at = 0
+    with _open_binary(source) as fh:
+        for lineno, values in _rows(fh, ALLOCATION_COLUMNS, reject):
+            try:
+                outcome = _import_allocation_row(values, now=now, actor=actor, label=label)
+            except RowError as exc:
+                reject(lineno, str(exc))
+            else:
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+            summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
+            if summary.processed - saved_at >= ALLOCATION_PROGRESS_EVERY:
+                saved_at = summary.processed
+                _save_counters(run, summary)
+                if progress:
+                    progress(summary.processed, summary.total_rows)
+    summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
+    if progress:
+        progress(summary.processed, summary.total_rows)
+    return summary
+
+
+def _import_allocation_row(values: list[str], *, now: datetime, actor, label: str) -> str:
+    account, name, kind, email, network_text, from_text, to_text = values
+    if not account:
+        raise RowError("account is empty")
+    if len(account) > 64:
+        raise RowError("account is longer than 64 characters")
+    if len(name) > 200:
+        raise RowError("name is longer than 200 characters")
+    kind = kind.lower()
+    if kind and kind not in CustomerKind.values:
+        raise RowError(f"kind {kind!r} is not one of {', '.join(CustomerKind.values)}")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise RowError(f"email {email!r} is not a valid address") from None
+    network = None
+    if network_text:
+        try:
+            network = str(parse_network(network_text))
+        except ValidationError as exc:
+            raise RowError(_validation_text(exc)) from None
+    elif from_text or to_text:
+        raise RowError("valid_from/valid_to given without a network")
+    valid_from = parse_time(from_text, "valid_from") if from_text else None
+    valid_to = parse_time(to_text, "valid_to") if to_text else None
+    if valid_to is not None and valid_to <= (valid_from or now):
+        raise RowError(f"valid_to {to_text} is not after valid_from {from_text or '(now)'}")
+
+    created = updated = False
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.select_for_update().filter(account=account).first()
+            if customer is None:
+                if not name:
+                    raise RowError(f"unknown account {account} and no name to create it with")
+                customer = Customer.objects.create(account=account, name=name, kind=kind or CustomerKind.RESIDENTIAL)
+                created = network is None
+            else:
+                # Empty name/kind mean "not given" for an existing customer: a partial file
+                # (account + network only) must not blank names or flip business customers.
+                changed = []
+                if name and customer.name != name:
+                    customer.name = name
+                    changed.append("name")
+                if kind and customer.kind != kind:
+                    customer.kind = kind
+                    changed.append("kind")
+                if changed:
+                    customer.save(update_fields=[*changed, "updated_at"])
+                    updated = True
+            if email and not Contact.objects.filter(customer=customer, email__iexact=email).exists():
+                Contact.objects.create(customer=customer, email=email)
+                updated = updated or not created
+            if network is not None:
+                allocation_outcome = _upsert_allocation(
+                    customer, network, valid_from, valid_to, now=now, actor=actor, label=label
+                )
+                if allocation_outcome == "created":
+                    created = True
+                elif allocation_outcome == "updated":
+                    updated = True
+    except ValidationError as exc:
+        raise RowError(_validation_text(exc)) from None
+    if created:
+        return "created"
+    return "updated" if updated else "unchanged"
+
+
+def _upsert_allocation(
+    customer: Customer,
+    network: str,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
+    *,
+    now: datetime,
+    actor,
+    label: str,
+) -> str:
+    if valid_from is not None:
+        existing = Allocation.objects.select_related("customer").filter(network=network, valid_from=valid_from).first()
+    else:
+        # No start given means "from now": match the customer's current allocation of the
+        # network, or a second run would start a new one (and clash with the first).
+        existing = (
+            Allocation.objects.select_related("customer")
+            .filter(network=network, customer=customer)
+            .valid_at(now)
+            .order_by("-valid_from")
+            .first()
+        )
+    if existing is None:
+        services.create_allocation(
+            customer=customer,
+            network=network,
+            valid_from=valid_from or now,
+            valid_to=valid_to,
+            source=AllocationSource.IMPORT,
+            actor=actor,
+            actor_label=label,
+        )
+        return "created"
+    if existing.customer_id != customer.pk:
+        raise RowError(
+            f"{network} from {existing.valid_from.isoformat()} is already allocated to {existing.customer.account}"
+        )
+    if existing.valid_to == valid_to:
+        return "unchanged"
+    if valid_to is not None and valid_to <= existing.valid_from:
+        raise RowError(f"valid_to {valid_to.isoformat()} is not after the allocation's start")
+    services.update_allocation(existing, valid_to=valid_to, actor=actor, actor_label=label)
+    return "updated"
+
+
+# --- leases ------------------------------------------------------------------------------
+
+
+class _Lease:
+    """One allocation of one address, as the lease import sees it (disjoint per address)."""
+
+    __slots__ = ("start", "stop", "customer_id", "pk", "line")
+
+    def __init__(self, start: datetime, stop: datetime | None, customer_id: int, pk: int | None, line: int = 0):
+        self.start = start
+        self.stop = stop
+        self.customer_id = customer_id
+        self.pk = pk
+        self.line = line
+
+
+class _Address:
+    """The allocations of one /32 or /128, sorted by start. `starts` mirrors `leases` for bisect."""
+
+    __slots__ = ("starts", "leases")
+
+    def __init__(self) -> None:
+        self.starts: list[datetime] = []
+        self.leases: list[_Lease] = []
+
+
+class _LeaseImport:
+    def __init__(self, run: ImportRun, summary: ImportSummary, on_reject: Rejected | None) -> None:
+        self.run = run
+        self.summary = summary
+        self.on_reject = on_reject
+        self.label = _actor_label(run)
+        self.note = f"lease import #{run.pk}"
+        self.actor_id = run.started_by_id
+        self.addresses: dict[str, _Address] = {}
+        self.ip_cache: dict[str, str | RowError] = {}
+        self.customer_ids: dict[str, int | None] = {}
+        self.accounts: dict[int, str] = {}
+        # Per batch: new leases (network, lease) and persisted leases whose stop changed.
+        self.creates: list[tuple[str, _Lease]] = []
+        self.updates: dict[int, tuple[str, _Lease]] = {}
+        self.use_copy = connection.vendor == "postgresql"
+
+    def reject(self, line: int, reason: str) -> None:
+        self.summary.reject(line, reason)
+        if self.on_reject:
+            self.on_reject(line, reason)
+
+    # parsing
+
+    def network_of(self, text: str) -> str:
+        cached = self.ip_cache.get(text)
+        if cached is None:
+            cached = self._parse_ip(text)
+            if len(self.ip_cache) < 1_000_000:
+                self.ip_cache[text] = cached
+        if isinstance(cached, RowError):
+            raise cached
+        return cached
+
+    @staticmethod
+    def _parse_ip(text: str) -> str | RowError:
+        if not text:
+            return RowError("ip is empty")
+        if "/" in text:
+            try:
+                net = parse_network(text)
+            except ValidationError as exc:
+                return RowError(_validation_text(exc))
+            if net.prefixlen != net.max_prefixlen:
+                return RowError(f"{text} is a network; a lease is one address (/32 or /128)")
+            return str(net)
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            return RowError(f"{text!r} is not a valid IP address")
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return f"{addr}/{addr.max_prefixlen}"
+
+    def load_customers(self, accounts: set[str]) -> None:
+        missing = [a for a in accounts if a not in self.customer_ids]
+        for i in range(0, len(missing), 5000):
+            part = missing[i : i + 5000]
+            found = dict(Customer.objects.filter(account__in=part).values_list("account", "pk"))
+            for account in part:
+                pk = found.get(account)
+                self.customer_ids[account] = pk
+                if pk is not None:
+                    self.accounts[pk] = account
+
+    def load_addresses(self, networks: set[str]) -> None:
+        missing = [n for n in networks if n not in self.addresses]
+        for network in missing:
+            self.addresses[network] = _Address()
+        holders: set[int] = set()
+        for i in range(0, len(missing), 2000):
+            rows = (
+                Allocation.objects.filter(network__in=missing[i : i + 2000])
+                .order_by("network", "valid_from")
+                .values_list("network", "valid_from", "valid_to", "customer_id", "pk")
+            )
+            for network, start, stop, customer_id, pk in rows.iterator(chunk_size=20_000):
+                address = self.addresses[network]
+                address.starts.append(start)
+                address.leases.append(_Lease(start, stop, customer_id, pk))
+                holders.add(customer_id)
+        unknown = [pk for pk in holders if pk not in self.accounts]
+        for i in range(0, len(unknown), 5000):
+            self.accounts.update(Customer.objects.filter(pk__in=unknown[i : i + 5000]).values_list("pk", "account"))
+
+    def holder(self, lease: _Lease) -> str:
+        return self.accounts.get(lease.customer_id, f"customer #{lease.customer_id}")
+
+    @staticmethod
+    def period(lease: _Lease) -> str:
+        return f"{lease.start.isoformat()} – {lease.stop.isoformat() if lease.stop else 'open'}"
+
+    # deciding
+
+    def apply(self, line: int, network: str, customer_id: int, start: datetime, stop: datetime | None) -> None:
+        address = self.addresses[network]
+        starts, leases = address.starts, address.leases
+        idx = bisect.bisect_left(starts, start)
+        summary = self.summary
+        if idx < len(starts) and starts[idx] == start:
+            current = leases[idx]
+            if current.customer_id != customer_id:
+                self.reject(line, f"{network} from {start.isoformat()} is already leased to {self.holder(current)}")
+                return
+            # The file saying "still open" about a session the desk has seen end is an older
+            # log read again: keep the end we know rather than reopen the lease.
+            if stop is None or current.stop == stop:
+                summary.unchanged += 1
+                return
+            if idx + 1 < len(leases) and leases[idx + 1].start < stop:
+                after = leases[idx + 1]
+                self.reject(
+                    line,
+                    f"{network} until {stop.isoformat()} overlaps the lease of {self.holder(after)} "
+                    f"({self.period(after)})",
+                )
+                return
+            current.stop = stop
+            if current.pk is not None and current.pk not in self.updates:
+                self.updates[current.pk] = (network, current)
+            summary.updated += 1
+            return
+        if idx > 0:
+            before = leases[idx - 1]
+            if before.stop is None or before.stop > start:
+                self.reject(line, f"{network} overlaps the lease of {self.holder(before)} ({self.period(before)})")
+                return
+        if idx < len(leases):
+            after = leases[idx]
+            if stop is None or after.start < stop:
+                self.reject(line, f"{network} overlaps the lease of {self.holder(after)} ({self.period(after)})")
+                return
+        lease = _Lease(start, stop, customer_id, None, line)
+        starts.insert(idx, start)
+        leases.insert(idx, lease)
+        self.creates.append((network, lease))
+        summary.created += 1
+
+    # writing
+
+    def flush(self) -> None:
+        if not self.creates and not self.updates:
+            _save_counters(self.run, self.summary)
+            return
+        now = timezone.now()
+        with transaction.atomic():
+            if self.creates:
+                if self.use_copy:
+                    self._copy_creates(now)
+                else:
+                    self._bulk_creates(now)
+            if self.updates:
+                self._write_updates(now)
+            _save_counters(self.run, self.summary)
+        self.creates = []
+        self.updates = {}
+
+    def _new_snapshot(self, network: str, lease: _Lease) -> str:
+        return json.dumps(
+            {
+                "customer": self.accounts.get(lease.customer_id),
+                "network": network,
+                "valid_from": lease.start.isoformat(),
+                "valid_to": lease.stop.isoformat() if lease.stop else None,
+                "source": AllocationSource.LEASE.value,
+                "note": self.note,
+            }
+        )
+
+    def _copy_creates(self, now: datetime) -> None:
+        alloc_table = Allocation._meta.db_table
+        change_table = AllocationChange._meta.db_table
+        with connection.cursor() as cursor:
+            # COPY cannot return ids, so take them from the sequence first: the audit rows
+            # need them, and asking the table afterwards would cost a second pass.
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [alloc_table, len(self.creates)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            stamp = now.isoformat()
+            allocations = io.StringIO()
+            changes = io.StringIO()
+            alloc_writer = csv.writer(allocations, lineterminator="\n")
+            change_writer = csv.writer(changes, lineterminator="\n")
+            actor = self.actor_id if self.actor_id is not None else None
+            for pk, (network, lease) in zip(ids, self.creates, strict=True):
+                lease.pk = pk
+                start = lease.start.isoformat()
+                stop = lease.stop.isoformat() if lease.stop else None
+                family = 6 if ":" in network else 4
+                alloc_writer.writerow(
+                    (
+                        pk,
+                        lease.customer_id,
+                        network,
+                        family,
+                        32 if family == 4 else 128,
+                        start,
+                        stop,
+                        "lease",
+                        self.note,
+                        stamp,
+                    )  # fmt: skip
+                )
+                change_writer.writerow(
+                    (pk, network, "created", actor, self.label, self._new_snapshot(network, lease), stamp)
+                )
+            allocations.seek(0)
+            changes.seek(0)
+            cursor.copy_expert(
+                f'COPY "{alloc_table}" (id, customer_id, network, family, prefixlen, valid_from, valid_to, '
+                "source, note, created_at) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (note))",
+                allocations,
+            )
+            cursor.copy_expert(
+                f'COPY "{change_table}" (allocation_id, network, action, actor_id, actor_label, new, at) '
+                "FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (actor_label))",
+                changes,
+            )
+
+    def _bulk_creates(self, now: datetime) -> None:
+        objs = []
+        for network, lease in self.creates:
+            family = 6 if ":" in network else 4
+            objs.append(
+                Allocation(
+                    customer_id=lease.customer_id,
+                    network=network,
+                    family=family,
+                    prefixlen=32 if family == 4 else 128,
+                    valid_from=lease.start,
+                    valid_to=lease.stop,
+                    source=AllocationSource.LEASE,
+                    note=self.note,
+                    created_at=now,
+                )
+            )
+        Allocation.objects.bulk_create(objs, batch_size=2000)
+        changes = []
+        for obj, (network, lease) in zip(objs, self.creates, strict=True):
+            lease.pk = obj.pk
+            changes.append(
+                AllocationChange(
+                    allocation_id=obj.pk,
+                    network=network,
+                    action=AllocationChange.Action.CREATED,
+                    actor_id=self.actor_id,
+                    actor_label=self.label,
+                    new=json.loads(self._new_snapshot(network, lease)),
+                    at=now,
+                )
+            )
+        AllocationChange.objects.bulk_create(changes, batch_size=2000)
+
+    def _write_updates(self, now: datetime) -> None:
+        pks = list(self.updates)
+        objs = []
+        changes = []
+        for i in range(0, len(pks), 5000):
+            for obj in Allocation.objects.select_related("customer").filter(pk__in=pks[i : i + 5000]):
+                old = obj.snapshot()
+                obj.valid_to = self.updates[obj.pk][1].stop
+                objs.append(obj)
+                changes.append(
+                    AllocationChange(
+                        allocation=obj,
+                        network=obj.network,
+                        action=AllocationChange.Action.UPDATED,
+                        actor_id=self.actor_id,
+                        actor_label=self.label,
+                        old=old,
+                        new=obj.snapshot(),
+                        at=now,
+                    )
+                )
+        Allocation.objects.bulk_update(objs, ["valid_to"], batch_size=1000)
+        AllocationChange.objects.bulk_create(changes, batch_size=2000)
+
+
+def import_leases(
+    source: Source,
+    run: ImportRun,
+    *,
+    progress: Progress | None = None,
+    on_reject: Rejected | None = None,
+) -> ImportSummary:
+    """Lease allocations (/32, /128, source=lease) from a RADIUS/DHCP session log: ip,account,start,stop.
+
+    A session is keyed on (address, start). Seen before for the same account: unchanged, or
+    updated when the file now has the stop of a lease that was open. For another account:
+    rejected. A new session overlapping any allocation of the same address: rejected, naming
+    the holder. Rows are written in batches of LEASE_BATCH_ROWS, each in one transaction.
+    """
+    summary = ImportSummary(total_rows=count_rows(source))
+    job = _LeaseImport(run, summary, on_reject)
+    pending: list[tuple[int, str, str, datetime, datetime | None]] = []
+
+    def process_batch() -> None:
+        job.load_customers({row[2] for row in pending})
+        job.load_addresses({row[1] for row in pending})
+        for line, network, account, start, stop in pending:
+            customer_id = job.customer_ids.get(account)
+            if customer_id is None:
+                job.reject(line, f"unknown account {account}")
+                continue
+            job.apply(line, network, customer_id, start, stop)
+        pending.clear()
+        summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
+        job.flush()
+        if progress:
+            progress(summary.processed, summary.total_rows)
+
+    with _open_binary(source) as fh:
+        for lineno, (ip_text, account, start_text, stop_text) in _rows(fh, LEASE_COLUMNS, job.reject):
+            try:
+                network = job.network_of(ip_text)
+                if not account:
+                    raise RowError("account is empty")
+                start = parse_time(start_text, "start") if start_text else None
+                if start is None:
+                    raise RowError("start is empty")
+                stop = parse_time(stop_text, "stop") if stop_text else None
+                if stop is not None and stop <= start:
+                    raise RowError(f"stop {stop_text} is not after start {start_text}")
+            except RowError as exc:
+                job.reject(lineno, str(exc))
+                continue
+            pending.append((lineno, network, account, start, stop))
+            if len(pending) >= LEASE_BATCH_ROWS:
+                process_batch()
+        process_batch()
+    return summary

@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from customers.management.importing import add_import_arguments, run_import_command
+from customers.models import ImportRun
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a RADIUS/DHCP session log (CSV: ip,account,start,stop) as /32 or /128 lease allocations. "
+        "Idempotent; bad rows are reported and skipped; exits non-zero only if the file cannot be read."
+    )
+
+    def add_arguments(self, parser) -> None:
+        add_import_arguments(parser)
+
+    def handle(self, *args, **options) -> None:
+        run_import_command(self, ImportRun.Kind.LEASES, options)
