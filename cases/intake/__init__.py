@@ -8,8 +8,9 @@ Entry point::
 Each format lives in its own module with ``detect(msg, raw) -> bool`` and
 ``parse(msg, raw, *, received_at) -> list[ParsedEvent]`` (raising base.ParseError with a reason).
 Detectors are tried in FORMATS order; the first format whose parser yields events wins. A detected
-format that fails does not stop the others, but its reason is what the result reports if nothing
-else succeeds. Free text is the fallback, tried only when no structured format was detected.
+format that fails does not stop the others. Free text is the fallback; after a failed structured
+format its guesses get lower confidence and the format's reason in their evidence, and if it finds
+nothing the failed format's reason is the result's error.
 ``parse`` never raises: any failure becomes ``ParseResult(events=[], error=...)``.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
 
-from .base import ParsedEvent, ParseError, ParseResult
+from .base import EVIDENCE_MAX_CHARS, ParsedEvent, ParseError, ParseResult
 
 __all__ = ["FORMATS", "FALLBACK", "ParsedEvent", "ParseError", "ParseResult", "parse"]
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # xarf first: X-ARF mails are also multipart and would otherwise look like free text with IPs.
 FORMATS = ("xarf", "arf", "spamcop", "shadowserver", "feeds")
 FALLBACK = "freetext"
+# A message that claimed a structure and broke it is a weaker source for a free-text guess.
+STRUCTURED_FAILED_FACTOR = 0.8
 
 
 def _module(name: str) -> ModuleType | None:
@@ -118,16 +121,28 @@ def _parse(raw: bytes, *, received_at: datetime | None, is_ours) -> ParseResult:
             return ParseResult(format=_format_of(module, fmt, events), events=events)
         first_error = first_error or (fmt, f"{fmt} report with no events in it")
 
-    if detected_any and first_error:
-        return ParseResult(format=first_error[0], events=[], error=first_error[1])
-
+    # Free text runs even after a structured format failed: a Netcraft X-ARF that names only a URL
+    # still says "[10.0.2.11]" in its prose. The structured reason travels with the guess, or is the
+    # answer if the guess finds nothing either.
     fallback = _module(FALLBACK)
+    structured_error = first_error if detected_any else None
     if fallback is None:
+        if structured_error:
+            return ParseResult(format=structured_error[0], events=[], error=structured_error[1])
         return ParseResult(format="", events=[], error="no parser recognised this message")
     try:
         events = _run(fallback, msg, raw, received_at, is_ours)
     except ParseError as exc:
-        return ParseResult(format="", events=[], error=str(exc) or "no report found in the text")
+        events, reason = [], str(exc) or "no report found in the text"
+    else:
+        reason = "no report found in the text"
     if not events:
-        return ParseResult(format="", events=[], error="no report found in the text")
+        if structured_error:
+            return ParseResult(format=structured_error[0], events=[], error=structured_error[1])
+        return ParseResult(format="", events=[], error=reason)
+    if structured_error:
+        for event in events:
+            event.confidence = round(event.confidence * STRUCTURED_FAILED_FACTOR, 3)
+            note = f"[{structured_error[0]} parser: {structured_error[1]}; read as free text]\n"
+            event.evidence = (note + event.evidence)[:EVIDENCE_MAX_CHARS]
     return ParseResult(format=FALLBACK, events=events)

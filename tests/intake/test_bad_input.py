@@ -31,8 +31,18 @@ def test_truncated_arf_still_gives_the_source_ip():
     assert result.events[0].occurred_at == datetime(2024, 1, 15, 14, 2, 3, tzinfo=UTC)
 
 
-def test_arf_cut_before_its_feedback_part_gives_a_reason():
+def test_arf_cut_before_its_feedback_part_falls_back_to_its_text_with_the_reason():
     result = parse(fixture("arf_rfc5965.eml")[:700], received_at=RECEIVED_AT)
+    assert result.format == "freetext"
+    [event] = result.events
+    assert event.ip == "198.51.100.7"
+    assert event.confidence < 0.5
+    assert event.evidence.startswith("[arf parser: multipart/report without a message/feedback-report part")
+
+
+def test_arf_cut_before_any_address_gives_the_arf_reason():
+    raw = fixture("arf_rfc5965.eml")
+    result = parse(raw[: raw.index(b"This is an email")], received_at=RECEIVED_AT)
     assert result.events == []
     assert result.format == "arf"
     assert "feedback-report" in result.error

@@ -87,12 +87,25 @@ def test_a_crashing_detector_or_parser_does_not_stop_the_others(monkeypatch):
     assert parse(fixture("spamcop_report.eml"), received_at=RECEIVED_AT).format == "spamcop"
 
 
-def test_a_detected_format_that_fails_reports_its_reason_instead_of_guessing(monkeypatch):
+def test_a_detected_format_that_fails_falls_back_to_free_text_with_its_reason(monkeypatch):
+    def refuse(msg, raw, *, received_at):
+        raise ParseError("schema says no")
+
+    plain = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT).events[0]
+    _install(monkeypatch, "strict", lambda msg, raw: True, refuse)
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT)
+    assert result.format == "freetext"
+    assert result.events[0].ip == plain.ip
+    assert result.events[0].confidence < plain.confidence
+    assert result.events[0].evidence.startswith("[strict parser: schema says no; read as free text]")
+
+
+def test_a_detected_format_that_fails_on_text_without_addresses_reports_its_reason(monkeypatch):
     def refuse(msg, raw, *, received_at):
         raise ParseError("schema says no")
 
     _install(monkeypatch, "strict", lambda msg, raw: True, refuse)
-    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT)
+    result = parse(b"From: a@b.example\nSubject: x\n\nno address here\n", received_at=RECEIVED_AT)
     assert result.events == []
     assert result.format == "strict"
     assert result.error == "schema says no"
