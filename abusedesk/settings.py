@@ -216,3 +216,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Periodic work (celery beat). Both tasks do nothing when there is nothing to do.
+CELERY_BEAT_SCHEDULE = {
+    "poll-imap": {"task": "cases.tasks_intake_io.poll_imap_task", "schedule": float(IMAP_POLL_SECONDS)},
+    "requeue-unparsed-messages": {"task": "cases.tasks.requeue_unparsed_messages", "schedule": 300.0},
+}

@@ -1,0 +1,206 @@
+"""Intake throughput on PostgreSQL: end to end (store, parse, resolve, group) and parse only.
+
+    DATABASE_URL=postgres://abusedesk:abusedesk@127.0.0.1:5432/abusedesk \
+        .venv/bin/python bench/bench_intake.py [--messages 2000] [--allocations 100000] [--rows 50000]
+
+Creates its own database (<name>_bench_intake) on the server in DATABASE_URL, loads the
+allocations, and prints `name: value unit` lines. Tasks run in-process (no broker), as one
+worker process would run them; DNS enrichment is off so the figure is the desk's own work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DEBUG", "true")
+os.environ["ENRICHMENT_ENABLED"] = "false"
+os.environ["CELERY_BROKER_URL"] = ""
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def bench_database(url: str) -> str:
+    import psycopg2
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/") + "_bench_intake"
+    admin = psycopg2.connect(urlunparse(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return urlunparse(parts._replace(path="/" + name))
+
+
+def arf_message(n: int, ip: str, at: datetime) -> bytes:
+    date = at.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    return (
+        "From: fbl@feedback.mail.example\r\n"
+        "To: abuse@isp.example\r\n"
+        f"Date: {date}\r\n"
+        f"Message-ID: <fbl-{n}@feedback.mail.example>\r\n"
+        "Subject: FW: complaint\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="part"\r\n'
+        "\r\n"
+        "--part\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n"
+        "--part\r\nContent-Type: message/feedback-report\r\n\r\n"
+        "Feedback-Type: abuse\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n"
+        f"Source-IP: {ip}\r\nArrival-Date: {date}\r\nReported-Domain: shop.example\r\n\r\n"
+        "--part\r\nContent-Type: message/rfc822\r\n\r\n"
+        f"Received: from mx.shop.example ([{ip}]) by mx.feedback.mail.example; {date}\r\n"
+        f"From: offers@shop.example\r\nTo: user@feedback.mail.example\r\nSubject: deal {n}\r\nDate: {date}\r\n\r\n"
+        "Buy now.\r\n--part--\r\n"
+    ).encode()
+
+
+def shadowserver_message(rows: list[tuple[str, datetime]]) -> bytes:
+    import base64
+
+    lines = ['"timestamp","ip","protocol","port","hostname","tag","asn","geo","region","city"']
+    for ip, at in rows:
+        lines.append(f'"{at:%Y-%m-%d %H:%M:%S}","{ip}","tcp",22,"","ssh",64500,"NL","X","Y"')
+    payload = base64.encodebytes(("\n".join(lines) + "\n").encode()).decode()
+    return (
+        "From: autoreports@shadowserver.org\r\nTo: abuse@isp.example\r\n"
+        "Subject: [64500] Shadowserver NL Accessible SSH Report: 2026-11-20\r\n"
+        "Message-ID: <shadow-1@shadowserver.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nReport attached.\r\n"
+        '--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename="2026-11-20-scan_ssh-nl.csv"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{payload}--b--\r\n"
+    ).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--allocations", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("set DATABASE_URL to a PostgreSQL server (the bench makes its own database there)")
+    os.environ["DATABASE_URL"] = bench_database(url)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "abusedesk.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from cases import intake
+    from cases.models import Case, InboundMessage, Report
+    from cases.services import receive
+    from customers.models import Allocation, Customer
+
+    call_command("migrate", verbosity=0)
+    base = datetime(2026, 8, 1, tzinfo=UTC)
+    t0 = time.perf_counter()
+    # 100,000 allocations: 2,000 customers with a /28 each in 10.0.0.0/12 (static), the rest
+    # /32 leases in 100.64.0.0/16 spread over 90 days, as a residential pool's history looks.
+    customers = Customer.objects.bulk_create(
+        [Customer(account=f"A{n:06d}", name=f"Customer {n}", kind="residential") for n in range(5000)]
+    )
+    allocs = []
+    for n in range(2000):
+        allocs.append(
+            Allocation(
+                customer=customers[n],
+                network=f"10.{n // 4096}.{(n // 16) % 256}.{(n % 16) * 16}/28",
+                family=4,
+                prefixlen=28,
+                valid_from=base,
+                source="static",
+            )
+        )
+    pool = 16384
+    k = 0
+    while len(allocs) < args.allocations:
+        ip_index = k % pool
+        session = k // pool
+        start = base + timedelta(hours=session * 12 + (ip_index % 12))
+        allocs.append(
+            Allocation(
+                customer=customers[2000 + (k * 7) % 3000],
+                network=f"100.64.{ip_index // 256}.{ip_index % 256}/32",
+                family=4,
+                prefixlen=32,
+                valid_from=start,
+                valid_to=start + timedelta(hours=12),
+                source="lease",
+            )
+        )
+        k += 1
+    Allocation.objects.bulk_create(allocs, batch_size=5000)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    print(f"allocations: {Allocation.objects.count()} count")
+    print(f"load_seconds: {time.perf_counter() - t0:.1f} s")
+
+    # Messages: IPs inside the static blocks and the lease pool, at times they were held.
+    msgs = []
+    for n in range(args.messages * args.rounds):
+        if n % 2:
+            ip = f"10.{(n % 2000) // 4096}.{((n % 2000) // 16) % 256}.{(n % 2000 % 16) * 16 + 3}"
+        else:
+            ip = f"100.64.{(n % pool) // 256}.{n % 256}"
+        msgs.append(arf_message(n, ip, base + timedelta(days=10, minutes=n)))
+
+    parse_rates, e2e_rates = [], []
+    for r in range(args.rounds):
+        batch = msgs[r * args.messages : (r + 1) * args.messages]
+        t = time.perf_counter()
+        parsed = [intake.parse(raw) for raw in batch]
+        parse_rates.append(len(batch) / (time.perf_counter() - t))
+        assert all(p.events for p in parsed), [p.error for p in parsed if not p.events][:3]
+        t = time.perf_counter()
+        for raw in batch:
+            receive(raw, "email")
+        e2e_rates.append(len(batch) / (time.perf_counter() - t))
+    reports = Report.objects.count()
+    print(f"messages: {InboundMessage.objects.count()} count")
+    print(f"reports_filed: {reports} count")
+    print(f"cases: {Case.objects.count()} count")
+    print(f"arf_parse_only_median: {statistics.median(parse_rates):.0f} messages/s")
+    print(f"arf_end_to_end_median: {statistics.median(e2e_rates):.0f} messages/s")
+    print(f"arf_end_to_end_rounds: {' '.join(f'{x:.0f}' for x in e2e_rates)} messages/s")
+    print(f"end_to_end_vs_parse_ratio: {statistics.median(e2e_rates) / statistics.median(parse_rates):.3f} x")
+
+    rows = [
+        (
+            f"100.64.{(n % pool) // 256}.{n % 256}" if n % 3 else f"10.0.{(n // 16) % 125}.{n % 16 * 16 + 1}",
+            base + timedelta(days=20, seconds=n),
+        )
+        for n in range(args.rows)
+    ]
+    raw = shadowserver_message(rows)
+    t = time.perf_counter()
+    result = intake.parse(raw)
+    parse_seconds = time.perf_counter() - t
+    before = Report.objects.count()
+    t = time.perf_counter()
+    message, _ = receive(raw, "email")
+    total = time.perf_counter() - t
+    message.refresh_from_db()
+    print(f"shadowserver_rows: {args.rows} count")
+    print(f"shadowserver_events_parsed: {len(result.events)} count")
+    print(f"shadowserver_parse_seconds: {parse_seconds:.2f} s")
+    print(f"shadowserver_end_to_end_seconds: {total:.2f} s")
+    print(f"shadowserver_reports_filed: {Report.objects.count() - before} count")
+    print(f"shadowserver_status: {message.status}")
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
