@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -178,15 +179,31 @@ def process_message(message_id: int, *, force: bool = False, actor=None) -> Inta
             event_count=0,
         )
         return IntakeSummary()
-    summary = record_reports(result.events, message=message, actor=actor)
-    InboundMessage.objects.filter(pk=message.pk).update(
-        status=ParseStatus.PARSED,
-        format=result.format or "",
-        parse_error="",
-        parsed_at=timezone.now(),
-        event_count=len(result.events),
-    )
+    events = result.events
+    if result.format == "freetext":
+        # Free text gives every candidate address, best first; a person's complaint is about
+        # one source, so only the best is filed (the others stay visible in the raw message).
+        events = events[:1]
+    # The reports and the message's new status commit together. If that commit is lost in a
+    # crash, the message is still "new" and requeue_unparsed_messages parses it again, so
+    # PostgreSQL need not wait for the disk here (the raw message itself was stored durably).
+    with transaction.atomic():
+        _relax_commit()
+        summary = record_reports(events, message=message, actor=actor)
+        InboundMessage.objects.filter(pk=message.pk).update(
+            status=ParseStatus.PARSED,
+            format=result.format or "",
+            parse_error="",
+            parsed_at=timezone.now(),
+            event_count=len(events),
+        )
     return summary
+
+
+def _relax_commit() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 # --- resolution in bulk -------------------------------------------------------------------
@@ -288,11 +305,24 @@ def _queue_enrichment(report_ids: list[int]) -> None:
         transaction.on_commit(lambda pk=pk: enrich_report_task.delay(pk))
 
 
+_policy_cache: dict[str, tuple[float, int]] = {}
+
+
+def _duplicate_window() -> timedelta:
+    # Read on every chunk of every message; the policy changes rarely, so keep it a minute.
+    cached = _policy_cache.get("window")
+    if cached is None or cached[0] < time.monotonic():
+        minutes = Policy.for_kind("residential").duplicate_window_minutes
+        cached = (time.monotonic() + 60, minutes)
+        _policy_cache["window"] = cached
+    return timedelta(minutes=cached[1])
+
+
 @transaction.atomic
 def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
     now = timezone.now()
     resolved = resolve_many((e.ip, e.occurred_at) for e in events)
-    window = timedelta(minutes=Policy.for_kind("residential").duplicate_window_minutes)
+    window = _duplicate_window()
 
     # Duplicates: the same ip, category and reporter within the window, already stored or earlier in this chunk.
     keys = {dedupe_key(e.ip, e.category, e.reporter) for e in events}
@@ -306,16 +336,21 @@ def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeS
             known[key].append((at, pk))
 
     fresh: list[tuple[ParsedEvent, Report]] = []
+    fresh_by_key: dict[str, list[Report]] = defaultdict(list)
     dup_counts: dict[int, int] = defaultdict(int)
     pending_dups: list[tuple[ParsedEvent, Report]] = []
     for event in events:
         key = dedupe_key(event.ip, event.category, event.reporter)
-        original = next((pk for at, pk in known[key] if abs(at - event.occurred_at) <= window), None)
-        in_chunk = next(
-            (r for e, r in fresh if r.dedupe_key == key and abs(e.occurred_at - event.occurred_at) <= window), None
-        )
+        original = next((pk for at, pk in known.get(key, ()) if abs(at - event.occurred_at) <= window), None)
         if original is not None:
             dup_counts[original] += 1
+            summary.duplicates += 1
+            continue
+        in_chunk = next(
+            (r for r in fresh_by_key.get(key, ()) if abs(r.occurred_at - event.occurred_at) <= window), None
+        )
+        if in_chunk is not None:
+            pending_dups.append((event, in_chunk))
             summary.duplicates += 1
             continue
         allocation = resolved.get((event.ip, event.occurred_at))
@@ -336,11 +371,8 @@ def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeS
             dedupe_key=key,
             created_at=now,
         )
-        if in_chunk is not None:
-            pending_dups.append((event, in_chunk))
-            summary.duplicates += 1
-            continue
         fresh.append((event, report))
+        fresh_by_key[key].append(report)
 
     no_customer = [r for _, r in fresh if r.customer_id is None]
     if no_customer:
@@ -353,20 +385,12 @@ def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeS
     for _, r in fresh:
         if r.customer_id:
             groups[(r.customer_id, r.category)].append(r)
-    case_for: dict[tuple[int, str], Case] = {}
-    opened: set[int] = set()
-    for (customer_id, category), reports in groups.items():
-        case, was_opened = _open_case_for(customer_id, category, reports, now=now, actor=actor)
-        case_for[(customer_id, category)] = case
-        if was_opened:
-            opened.add(case.pk)
+    case_for, opened = _open_cases_for(groups, now=now, actor=actor)
+    for key, reports in groups.items():
         for r in reports:
-            r.case = case
+            r.case = case_for[key]
 
-    Report.objects.bulk_create([r for _, r in fresh], batch_size=500)
-    for _, r in fresh:
-        if r.pk is None:  # SQLite < 3.35 and some backends do not return ids
-            raise RuntimeError("bulk_create did not return primary keys")
+    Report.objects.bulk_create([r for _, r in fresh], batch_size=1000)
     summary.created += len(fresh)
     summary.unassigned += len(no_customer)
     summary.new_report_ids.extend(r.pk for _, r in fresh)
@@ -376,16 +400,17 @@ def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeS
     for pk, count in dup_counts.items():
         Report.objects.filter(pk=pk).update(duplicate_count=F("duplicate_count") + count)
 
+    # The cases are locked (select_for_update in _open_cases_for), so computing the new
+    # counters here and writing them with one bulk UPDATE is safe.
     audit = []
-    for (_customer_id, _category), reports in groups.items():
-        case = case_for[(_customer_id, _category)]
-        first = min(r.occurred_at for r in reports)
-        last = max(r.occurred_at for r in reports)
-        Case.objects.filter(pk=case.pk).update(
-            report_count=F("report_count") + len(reports),
-            last_report_at=last if last > case.last_report_at else case.last_report_at,
-            first_report_at=first if first < case.first_report_at else case.first_report_at,
-        )
+    changed = []
+    for key, reports in groups.items():
+        case = case_for[key]
+        case.report_count += len(reports)
+        case.first_report_at = min([case.first_report_at, *(r.occurred_at for r in reports)])
+        case.last_report_at = max([case.last_report_at, *(r.occurred_at for r in reports)])
+        case.updated_at = now
+        changed.append(case)
         summary.cases_updated.add(case.pk)
         note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
         if message is not None:
@@ -402,12 +427,112 @@ def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeS
                 **_actor_kwargs(actor),
             )
         )
-    CaseEvent.objects.bulk_create(audit)
+    _write_case_counters(changed)
+    CaseEvent.objects.bulk_create(audit, batch_size=1000)
     summary.cases_opened += len(opened)
 
 
-def _open_case_for(customer_id: int, category: str, reports: list[Report], *, now, actor) -> tuple[Case, bool]:
-    """The customer's open case for the category, locked; or a new one (and its 'opened' event)."""
+def _write_case_counters(cases: list[Case]) -> None:
+    """Store report_count and the first/last report times of locked cases.
+
+    Django's bulk_update builds one CASE expression per field, which is slow for the
+    thousands of cases a big feed touches; an UPDATE from a VALUES list is one cheap statement.
+    """
+    if not cases:
+        return
+    if connection.vendor != "postgresql":
+        for case in cases:
+            Case.objects.filter(pk=case.pk).update(
+                report_count=case.report_count,
+                first_report_at=case.first_report_at,
+                last_report_at=case.last_report_at,
+                updated_at=case.updated_at,
+            )
+        return
+    table = connection.ops.quote_name(Case._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(cases), 1000):
+            chunk = cases[start : start + 1000]
+            rows = ", ".join(["(%s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(chunk))
+            params = [
+                v for c in chunk for v in (c.pk, c.report_count, c.first_report_at, c.last_report_at, c.updated_at)
+            ]
+            cursor.execute(
+                f"UPDATE {table} AS c SET report_count = v.n, first_report_at = v.f, last_report_at = v.l, "
+                f"updated_at = v.u FROM (VALUES {rows}) AS v(id, n, f, l, u) WHERE c.id = v.id",
+                params,
+            )
+
+
+def _lock_open_cases(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Case]:
+    keys = list(keys)
+    found: dict[tuple[int, str], Case] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        customers = {c for c, _ in chunk}
+        categories = {k for _, k in chunk}
+        wanted = set(chunk)
+        for case in (
+            Case.objects.select_for_update()
+            .open()
+            .filter(customer_id__in=customers, category__in=categories)
+            .order_by("pk")
+        ):
+            if (case.customer_id, case.category) in wanted:
+                found[(case.customer_id, case.category)] = case
+    return found
+
+
+def _open_cases_for(
+    groups: dict[tuple[int, str], list[Report]], *, now, actor
+) -> tuple[dict[tuple[int, str], Case], set[int]]:
+    """Each group's open case, locked; missing ones are opened (with their 'opened' event)."""
+    if not groups:
+        return {}, set()
+    found = _lock_open_cases(groups)
+    missing = [key for key in groups if key not in found]
+    opened: set[int] = set()
+    if missing:
+        new_cases = []
+        for customer_id, category in missing:
+            first = min(r.occurred_at for r in groups[(customer_id, category)])
+            new_cases.append(
+                Case(
+                    customer_id=customer_id,
+                    category=category,
+                    opened_at=now,
+                    first_report_at=first,
+                    last_report_at=first,
+                    updated_at=now,
+                )
+            )
+        try:
+            with transaction.atomic():
+                Case.objects.bulk_create(new_cases, batch_size=500)
+        except IntegrityError:
+            # A concurrent intake opened some of them first (the partial unique constraint):
+            # open the rest one by one and join the others.
+            new_cases = []
+            for customer_id, category in missing:
+                case, was_opened = _open_case_for(customer_id, category, groups[(customer_id, category)], now=now)
+                found[(customer_id, category)] = case
+                if was_opened:
+                    new_cases.append(case)
+        for case in new_cases:
+            found[(case.customer_id, case.category)] = case
+            opened.add(case.pk)
+        CaseEvent.objects.bulk_create(
+            [
+                CaseEvent(case=case, kind="opened", old="", new=CaseStatus.OPEN, at=now, **_actor_kwargs(actor))
+                for case in new_cases
+            ],
+            batch_size=1000,
+        )
+    return found, opened
+
+
+def _open_case_for(customer_id: int, category: str, reports: list[Report], *, now) -> tuple[Case, bool]:
+    """One group's open case, locked; or a new one. The slow path, for races only."""
     case = Case.objects.select_for_update().filter(customer_id=customer_id, category=category).open().first()
     if case is not None:
         return case, False
@@ -422,10 +547,8 @@ def _open_case_for(customer_id: int, category: str, reports: list[Report], *, no
                 last_report_at=first,
             )
     except IntegrityError:
-        # A concurrent intake opened it first (the partial unique constraint); join that one.
         case = Case.objects.select_for_update().filter(customer_id=customer_id, category=category).open().get()
         return case, False
-    CaseEvent.objects.create(case=case, kind="opened", old="", new=CaseStatus.OPEN, at=now, **_actor_kwargs(actor))
     return case, True
 
 
