@@ -93,7 +93,7 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
         raise TypeError("receive() takes bytes")
     raw = bytes(raw)
     digest = hashlib.sha256(raw).hexdigest()
-    existing = InboundMessage.objects.filter(sha256=digest).first()
+    existing = InboundMessage.objects.filter(sha256=digest).order_by().first()
     if existing is not None:
         InboundMessage.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
         return existing, False
@@ -153,7 +153,7 @@ def process_message(message_id: int, *, force: bool = False, actor=None) -> Inta
     """
     from cases import intake
 
-    message = InboundMessage.objects.filter(pk=message_id).first()
+    message = InboundMessage.objects.filter(pk=message_id).order_by().first()
     if message is None:
         return None
     if message.status == ParseStatus.PARSED and not force:
@@ -227,6 +227,7 @@ def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datet
             Allocation.objects.filter(network__in=nets, valid_from__lte=hi)
             .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=lo))
             .select_related("customer")
+            .order_by()
         )
         by_net: dict[str, list[Allocation]] = defaultdict(list)
         for row in rows:
@@ -318,8 +319,13 @@ def _duplicate_window() -> timedelta:
     return timedelta(minutes=cached[1])
 
 
-@transaction.atomic
 def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
+    # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole message.
+    with transaction.atomic(savepoint=False):
+        _record_chunk_locked(events, message=message, actor=actor, summary=summary)
+
+
+def _record_chunk_locked(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
     now = timezone.now()
     resolved = resolve_many((e.ip, e.occurred_at) for e in events)
     window = _duplicate_window()

@@ -227,10 +227,17 @@ def walk(msg: Message) -> Iterator[Message]:
 
 
 def content_type(part: Message) -> str:
+    # Detectors ask every part for its type many times, and policy.default re-parses the
+    # Content-Type header on each call; the answer cannot change, so keep it on the part.
+    cached = getattr(part, "_abusedesk_content_type", None)
+    if cached is not None:
+        return cached
     try:
-        return part.get_content_type().lower()
+        value = part.get_content_type().lower()
     except Exception:  # noqa: BLE001
-        return "text/plain"
+        value = "text/plain"
+    part._abusedesk_content_type = value
+    return value
 
 
 def is_attachment(part: Message) -> bool:
