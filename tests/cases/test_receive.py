@@ -107,3 +107,45 @@ def test_the_mail_server_pipe_exits_zero_once_stored(tmp_path, settings):
     bad = {**env, "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"}
     failed = subprocess.run([*manage, "ingest_email"], input=MAIL, env=bad, cwd=ROOT, capture_output=True)
     assert failed.returncode != 0
+
+
+def _zip_bomb() -> bytes:
+    import base64
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("report.csv", b"ip,timestamp\n" + b"0" * (300 * 1024 * 1024))
+    payload = base64.encodebytes(buf.getvalue())
+    return (
+        b"From: feed@example.net\r\nSubject: report\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
+        b'--b\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename="r.zip"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + payload + b"--b--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b"From: a@example.net\r\nSubject: big\r\n\r\n" + (b"spam from 198.51.100.7 " * 40 + b"\r\n") * 27000,
+            id="25MB",
+        ),
+        pytest.param(_zip_bomb(), id="zip-bomb"),
+        pytest.param(
+            b"From: a@example.net\r\nContent-Type: text/html\r\n\r\n<p>Attack from <b>148.81.111.11.12</b></p>",
+            id="html-only-invalid-ip",
+        ),
+    ],
+)
+def test_huge_or_hostile_messages_are_kept_and_end_with_a_status(raw, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        message, _ = receive(raw, "email")
+    message.refresh_from_db()
+    assert message.size == len(raw)
+    assert message.status in {"parsed", "unparsed"}
+    if message.status == "unparsed":
+        assert message.parse_error
+    assert not message.reports.filter(ip="148.81.111.11").exists()
