@@ -156,3 +156,20 @@ def test_every_role_with_staff_status_opens_the_admin(db, role):
     assert can_add_customers is (role == "admin")
     can_edit_policy = client.get("/admin/cases/policy/add/").status_code == 200
     assert can_edit_policy is (role == "admin")
+
+
+def test_the_message_admin_keeps_raw_bytes_out_of_the_list_and_escapes_them(db):
+    raw = b"Subject: hi\r\n\r\n<script>alert(1)</script>\r\n"
+    message = InboundMessage.objects.create(
+        raw=raw, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), channel="email", subject="hi"
+    )
+    client = user_with("noc", staff=True)
+    listing = client.get("/admin/cases/inboundmessage/")
+    assert listing.status_code == 200
+    assert b"alert(1)" not in listing.content
+    assert "raw" in listing.context["cl"].queryset.query.deferred_loading[0]
+    detail = client.get(f"/admin/cases/inboundmessage/{message.pk}/change/")
+    assert detail.status_code == 200
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in detail.content
+    assert b"<script>alert(1)" not in detail.content
+    assert client.post(f"/admin/cases/inboundmessage/{message.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from customers import services
@@ -397,3 +399,22 @@ def test_allocation_history_is_read_only(db, desk):
     assert page.status_code == 200 and page.context["has_change_permission"] is False
     assert client.post(f"/admin/customers/allocationchange/{change.pk}/delete/", {"post": "yes"}).status_code == 403
     assert reverse("admin:customers_allocationchange_changelist") == "/admin/customers/allocationchange/"
+
+
+def test_the_changelists_do_not_query_per_row(admin_client_role, db):
+    def queries_for(url: str) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client_role.get(url).status_code == 200
+        return len(ctx)
+
+    def add_customers(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            c = Customer.objects.create(account=f"R-{i}", name=f"Line {i}", kind="residential")
+            Contact.objects.create(customer=c, email=f"line{i}@example.net")
+            services.create_allocation(customer=c, network=f"203.0.113.{i}/32", valid_from=T0, source="lease")
+
+    add_customers(1, 3)
+    few = (queries_for(CUSTOMERS_URL), queries_for(ALLOCATIONS_URL))
+    add_customers(10, 20)
+    many = (queries_for(CUSTOMERS_URL), queries_for(ALLOCATIONS_URL))
+    assert few == many
