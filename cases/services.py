@@ -93,10 +93,6 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
         raise TypeError("receive() takes bytes")
     raw = bytes(raw)
     digest = hashlib.sha256(raw).hexdigest()
-    existing = InboundMessage.objects.filter(sha256=digest).order_by().first()
-    if existing is not None:
-        InboundMessage.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
-        return existing, False
     message_id, subject, sender = _header_summary(raw)
     user = actor if getattr(actor, "is_authenticated", False) else None
     try:
@@ -113,7 +109,8 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
             )
             _queue_parse(message.pk)
     except IntegrityError:
-        # Another process stored the same bytes between our look-up and insert.
+        # The same bytes were stored before (sha256 is unique): one message, received again.
+        # Trying the insert first saves a look-up on the common path, where mail is new.
         message = InboundMessage.objects.get(sha256=digest)
         InboundMessage.objects.filter(pk=message.pk).update(times_received=F("times_received") + 1)
         return message, False
@@ -254,6 +251,7 @@ def _ever_ours(ips: Iterable[str]) -> set[str]:
         cands = {ip: candidate_networks(normalize_ip(ip)) for ip in chunk}
         nets = set(
             Allocation.objects.filter(network__in={n for c in cands.values() for n in c})
+            .order_by()
             .values_list("network", flat=True)
             .distinct()
         )

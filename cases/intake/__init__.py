@@ -29,8 +29,9 @@ __all__ = ["FORMATS", "FALLBACK", "ParsedEvent", "ParseError", "ParseResult", "p
 
 log = logging.getLogger(__name__)
 
-# xarf first: X-ARF mails are also multipart and would otherwise look like free text with IPs.
-FORMATS = ("xarf", "arf", "spamcop", "shadowserver", "feeds")
+# ARF first: its detector only looks at content types, and feedback loops are the bulk of the
+# mail. X-ARF next: its mails are multipart too and would otherwise read as free text with IPs.
+FORMATS = ("arf", "xarf", "spamcop", "shadowserver", "feeds")
 FALLBACK = "freetext"
 # A message that claimed a structure and broke it is a weaker source for a free-text guess.
 STRUCTURED_FAILED_FACTOR = 0.8
