@@ -1,0 +1,159 @@
+"""Benchmark: import_leases on a realistic RADIUS/DHCP session log.
+
+    DATABASE_URL=postgres://abusedesk:abusedesk@127.0.0.1:5432/abusedesk \\
+        .venv/bin/python bench/bench_import.py --rows 1000000
+
+It never touches the database named in DATABASE_URL: it connects there only to create (and at
+the end drop) a separate database, abusedesk_bench, migrates it, creates the customers, writes
+a lease CSV (a pool of a few thousand addresses, each handed out session after session over 90
+days, rows in start order as a log would have them), and imports it twice: the first run loads
+everything, the second must change nothing. With a SQLite DATABASE_URL (or none) it uses a
+throwaway SQLite file instead. Prints `name: value unit` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "abusedesk_bench"
+
+
+def prepare_database(url: str, workdir: Path) -> tuple[str, callable]:
+    """The DATABASE_URL to benchmark on, and a function that removes that database."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql", "pgsql"}:
+        path = workdir / "bench.sqlite3"
+        return f"sqlite:///{path}", lambda: None
+
+    import psycopg2
+
+    def admin_connection():
+        conn = psycopg2.connect(url)
+        conn.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
+        return conn
+
+    conn = admin_connection()
+    with conn.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    conn.close()
+
+    def drop() -> None:
+        from django.db import connections
+
+        connections.close_all()
+        conn = admin_connection()
+        with conn.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        conn.close()
+
+    return urlunparse(parsed._replace(path=f"/{BENCH_DB}")), drop
+
+
+def write_lease_log(path: Path, rows: int, pool: int, accounts: list[str], seed: int) -> None:
+    """`rows` sessions over `pool` addresses and 90 days; the last session of each address still open."""
+    rng = random.Random(seed)
+    begin = datetime(2024, 1, 1, tzinfo=UTC)
+    span = timedelta(days=90).total_seconds()
+    per_ip = max(1, rows // pool)
+    mean = span / per_ip
+    sessions: list[tuple[int, str, str, str]] = []
+    for n in range(pool):
+        ip = f"100.{64 + n // 65536 % 64}.{n // 256 % 256}.{n % 256}"
+        count = per_ip + (1 if n < rows - per_ip * pool else 0)
+        at = rng.uniform(0, 600)
+        for i in range(count):
+            length = rng.uniform(0.3, 1.6) * mean * 0.9
+            start = begin + timedelta(seconds=int(at))
+            stop = start + timedelta(seconds=max(60, int(length)))
+            last = i == count - 1
+            sessions.append(
+                (
+                    int(at),
+                    ip,
+                    rng.choice(accounts),
+                    start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "" if last else stop.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+            )
+            # A short gap while the address is back in the pool.
+            at = (stop - begin).total_seconds() + rng.uniform(1, 0.1 * mean)
+    sessions.sort()
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("ip,account,start,stop\n")
+        fh.writelines(f"{ip},{account},{start},{stop}\n" for _, ip, account, start, stop in sessions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--pool", type=int, default=3000, help="addresses in the lease pool")
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DEBUG", "true")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "abusedesk.settings"
+    workdir = Path(tempfile.mkdtemp(prefix="abusedesk-bench-"))
+    url, drop = prepare_database(os.environ.get("DATABASE_URL", ""), workdir)
+    os.environ["DATABASE_URL"] = url
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from customers.models import Allocation, AllocationChange, Customer
+
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        accounts = [f"R{n:07d}" for n in range(args.customers)]
+        Customer.objects.bulk_create([Customer(account=a, name=f"Resident {a}") for a in accounts], batch_size=5000)
+        csv_path = workdir / "leases.csv"
+        t0 = time.perf_counter()
+        write_lease_log(csv_path, args.rows, args.pool, accounts, args.seed)
+        print(f"database: {connection.vendor}", flush=True)
+        print(f"csv_write_seconds: {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"csv_bytes: {csv_path.stat().st_size} bytes", flush=True)
+
+        for label in ("first", "second"):
+            out = io.StringIO()
+            t0 = time.perf_counter()
+            call_command("import_leases", str(csv_path), "--no-progress", stdout=out, stderr=io.StringIO())
+            seconds = time.perf_counter() - t0
+            counts = dict(
+                line.split(": ") for line in out.getvalue().splitlines() if line.split(": ")[0] in
+                {"created", "updated", "unchanged", "rejected"}
+            )  # fmt: skip
+            prefix = "" if label == "first" else "second_run_"
+            if label == "first":
+                print(f"rows: {args.rows} rows")
+            print(f"{prefix}seconds: {seconds:.1f} s")
+            print(f"{prefix}rows_per_second: {args.rows / seconds:.0f} rows/s")
+            for key, value in counts.items():
+                print(f"{prefix}{key}: {value} rows", flush=True)
+        print(f"allocations: {Allocation.objects.count()} rows")
+        print(f"allocation_changes: {AllocationChange.objects.count()} rows")
+    finally:
+        if not args.keep:
+            drop()
+        for child in workdir.iterdir():
+            child.unlink()
+        workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()
