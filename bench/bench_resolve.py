@@ -392,10 +392,18 @@ def explain_sample(ref: Reference, rng: random.Random) -> None:
     with CaptureQueriesContext(connection) as ctx:
         resolve(ip, datetime.fromtimestamp(at, tz=UTC))
     for q in ctx.captured_queries:
-        with connection.cursor() as cur:
-            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
-            plan = "\n".join(r[0] for r in cur.fetchall())
-        info(f"EXPLAIN for {ip} ({len(ref.by_network[network])} rows of history) at {pg_time(at)}:\n{plan}")
+        if q["sql"].startswith("PREPARE"):
+            continue
+        # A prepared statement may run on a generic plan after five executions: show that one too.
+        modes = ["auto", "force_generic_plan"] if q["sql"].startswith("EXECUTE") else ["auto"]
+        for mode in modes:
+            with connection.cursor() as cur:
+                cur.execute(f"SET plan_cache_mode = {mode}")
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
+                plan = "\n".join(r[0] for r in cur.fetchall())
+                cur.execute("RESET plan_cache_mode")
+            rows = len(ref.by_network[network])
+            info(f"EXPLAIN ({mode}) for {ip} ({rows} rows of history) at {pg_time(at)}:\n{plan}")
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from customers.models import Allocation, AllocationChange
@@ -141,6 +142,7 @@ def test_the_answer_is_a_complete_allocation_with_its_customer_in_one_query(djan
     made = make_allocation(
         "198.51.100.0/24", customer=customer, valid_from=T0, valid_to=T0 + timedelta(days=1), source="pool"
     )
+    resolve("198.51.100.1", T0)  # on PostgreSQL, the first call of a session also PREPAREs
     with django_assert_num_queries(1):
         got = resolve("198.51.100.7", T0 + timedelta(hours=1))
         assert got.customer.account == "B-ONE"
@@ -284,6 +286,18 @@ def test_a_change_without_a_user_is_labelled():
     make_allocation("198.51.100.0/24")
     change = AllocationChange.objects.get()
     assert change.actor is None and change.actor_label == "tests"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_answering_across_reconnects_and_rollbacks():
+    block = make_allocation("198.51.100.0/24")
+    assert resolve("198.51.100.7", T0) == block
+    connection.close()
+    assert resolve("198.51.100.7", T0) == block
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert resolve("198.51.100.8", T0) == block
+        raise RuntimeError("roll back")
+    assert resolve("198.51.100.9", T0) == block
 
 
 def test_the_default_instant_is_now():
