@@ -74,8 +74,10 @@ def many(fmt: tuple[str, ...], ips: list[str], time: str, category: str | tuple[
 
 
 def unparsable(fmt: tuple[str, ...], note: str) -> Expect:
-    # fmt: what the dispatcher may still report as the detected format alongside the error.
-    return Expect(format=fmt + ("",), error=True, note=note)
+    # fmt: what the dispatcher may still report as the detected format alongside the error. With no
+    # events there is no event to carry the finer name, so the module's family name is accepted too.
+    family = ("xarf",) if "xarf4" in fmt else ()
+    return Expect(format=fmt + family + ("",), error=True, note=note)
 
 
 def fbl(ip: str, time: str) -> Expect:
