@@ -52,6 +52,9 @@ class Expect:
     count: int | None = None  # exact number of events, where the sample fixes it (one per CSV row)
     port: int | None = None  # port every event must carry, where the sample names one for the reported IP
     error: bool = False  # no IP in the sample: expect no events and an error
+    # One incident told once or twice (text + attachment): then every event, not only the earliest,
+    # must carry an accepted time; a duplicate read in the wrong zone is still wrong.
+    every_event: bool = False
     note: str = ""
 
     def times(self) -> list[datetime]:
@@ -65,7 +68,7 @@ def _dt(text: str) -> datetime:
 def one(fmt: tuple[str, ...], ip: str, time: str | tuple[str, ...], category: str | tuple[str, ...], **kw) -> Expect:
     times = (time,) if isinstance(time, str) else time
     cats = (category,) if isinstance(category, str) else category
-    return Expect(format=fmt, ips=frozenset({ip}), time=times, category=cats, **kw)
+    return Expect(format=fmt, ips=frozenset({ip}), time=times, category=cats, every_event=True, **kw)
 
 
 def many(fmt: tuple[str, ...], ips: list[str], time: str, category: str | tuple[str, ...], **kw) -> Expect:

@@ -106,6 +106,12 @@ def problems(exp: Expect, result: ParseResult) -> list[str]:
         slack = timedelta(seconds=exp.tolerance)
         if not any(abs(earliest - t) <= slack for t in exp.times()):
             found.append(f"earliest time {earliest.isoformat()}, expected {' or '.join(exp.time)}")
+        if exp.every_event:
+            off = sorted(
+                {e.occurred_at for e in result.events if not any(abs(e.occurred_at - t) <= slack for t in exp.times())}
+            )
+            if off:
+                found.append(f"events at {[t.isoformat() for t in off]}, expected {' or '.join(exp.time)}")
 
     wrong = sorted({e.category for e in result.events} - set(exp.category))
     if wrong:
