@@ -7,8 +7,6 @@ customers.services so that it leaves an AllocationChange row with the user as ac
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -376,7 +374,5 @@ class AllocationChangeAdmin(admin.ModelAdmin):
         return False
 
 
-# Another part of the admin (CSV imports) lives in customers/admin_imports.py; it registers
-# itself on import. Imported only when present so this module works before it lands.
-if importlib.util.find_spec("customers.admin_imports") is not None:
-    importlib.import_module("customers.admin_imports")
+# The CSV import pages live in their own module; it registers itself on import.
+from customers import admin_imports  # noqa: E402, F401
