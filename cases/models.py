@@ -33,6 +33,7 @@ class Channel(models.TextChoices):
 
 class ParseStatus(models.TextChoices):
     NEW = "new", "Waiting to be parsed"
+    PARSING = "parsing", "Being parsed"
     PARSED = "parsed", "Parsed"
     UNPARSED = "unparsed", "Could not parse"
     IGNORED = "ignored", "Set aside"
@@ -59,6 +60,7 @@ class InboundMessage(models.Model):
     format = models.CharField(max_length=32, blank=True)
     parse_error = models.TextField(blank=True)
     parsed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it for parsing.")
     event_count = models.PositiveIntegerField(default=0)
     times_received = models.PositiveIntegerField(default=1)
 

@@ -142,58 +142,99 @@ class IntakeSummary:
     new_report_ids: list[int] = field(default_factory=list)
 
 
-def process_message(message_id: int, *, force: bool = False, actor=None) -> IntakeSummary | None:
-    """Parse a stored message and file its events. Safe to run twice: a parsed message is skipped.
+# A worker takes up to this many waiting messages at once: when mail arrives faster than it
+# is parsed, the per-transaction costs are shared by the whole batch.
+BATCH = 200
 
-    force=True re-parses a message that is unparsed (after a parser fix). Already filed
-    reports are never filed twice: the duplicate check catches them.
+
+def process_message(message_id: int, *, force: bool = False, actor=None) -> IntakeSummary | None:
+    """Parse one stored message and file its events. Safe to run twice: only a waiting message is taken.
+
+    force=True also takes a message that could not be parsed (re-parse after a parser fix).
     """
+    statuses = [ParseStatus.NEW, ParseStatus.UNPARSED] if force else [ParseStatus.NEW]
+    claimed = InboundMessage.objects.filter(pk=message_id, status__in=statuses).update(
+        status=ParseStatus.PARSING, claimed_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    return _process_claimed([message_id], actor=actor)
+
+
+def process_pending(*, first: int | None = None, limit: int = BATCH, actor=None) -> IntakeSummary | None:
+    """Parse waiting messages in one batch: `first` (if still waiting) and up to limit-1 more.
+
+    Messages are claimed with a conditional UPDATE (PostgreSQL: FOR UPDATE SKIP LOCKED), so
+    several workers never take the same message. Returns None when `first` was already taken.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ids: list[int] = []
+        waiting = InboundMessage.objects.filter(status=ParseStatus.NEW)
+        if first is not None:
+            ids = list(waiting.filter(pk=first).select_for_update(skip_locked=True).values_list("pk", flat=True))
+            if not ids:
+                return None
+        if limit > len(ids):
+            more = waiting.exclude(pk__in=ids).order_by("pk").select_for_update(skip_locked=True)
+            ids += list(more.values_list("pk", flat=True)[: limit - len(ids)])
+        if not ids:
+            return None
+        InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.NEW).update(
+            status=ParseStatus.PARSING, claimed_at=now
+        )
+    return _process_claimed(ids, actor=actor)
+
+
+def _parse_stored(message: InboundMessage) -> ParseResult:
     from cases import intake
 
-    message = InboundMessage.objects.filter(pk=message_id).order_by().first()
-    if message is None:
-        return None
-    if message.status == ParseStatus.PARSED and not force:
-        return None
-    if message.format == "manual":
-        return None
     raw = bytes(message.raw)
     max_bytes = settings.INTAKE_MAX_MESSAGE_BYTES
     if len(raw) > max_bytes:
-        result = ParseResult(format="", events=[], error=f"message is {len(raw):,} bytes; the limit is {max_bytes:,}")
-    else:
-        try:
-            result = intake.parse(raw, received_at=message.received_at, is_ours=is_ours)
-        except Exception as exc:  # the dispatcher should not raise; if it does, the message waits for a person
-            log.exception("parser crashed on message %s", message_id)
-            result = ParseResult(format="", events=[], error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
-    if not result.events:
-        InboundMessage.objects.filter(pk=message.pk).update(
-            status=ParseStatus.UNPARSED,
-            format=result.format or "",
-            parse_error=result.error or "no report found in the message",
-            parsed_at=timezone.now(),
-            event_count=0,
-        )
+        return ParseResult(format="", events=[], error=f"message is {len(raw):,} bytes; the limit is {max_bytes:,}")
+    try:
+        return intake.parse(raw, received_at=message.received_at, is_ours=is_ours)
+    except Exception as exc:  # the dispatcher should not raise; if it does, the message waits for a person
+        log.exception("parser crashed on message %s", message.pk)
+        return ParseResult(format="", events=[], error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
+
+
+def _process_claimed(ids: list[int], *, actor=None) -> IntakeSummary:
+    pairs: list[tuple[ParsedEvent, InboundMessage]] = []
+    outcome: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for message in InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.PARSING).order_by("pk"):
+        result = _parse_stored(message)  # outside any transaction: parsing can take a while
+        if not result.events:
+            InboundMessage.objects.filter(pk=message.pk).update(
+                status=ParseStatus.UNPARSED,
+                format=result.format or "",
+                parse_error=result.error or "no report found in the message",
+                parsed_at=timezone.now(),
+                claimed_at=None,
+                event_count=0,
+            )
+            continue
+        events = result.events
+        if result.format == "freetext":
+            # Free text gives every candidate address, best first; a person's complaint is about
+            # one source, so only the best is filed (the others stay visible in the raw message).
+            events = events[:1]
+        pairs.extend((event, message) for event in events)
+        outcome[(result.format or "", len(events))].append(message.pk)
+    if not outcome:
         return IntakeSummary()
-    events = result.events
-    if result.format == "freetext":
-        # Free text gives every candidate address, best first; a person's complaint is about
-        # one source, so only the best is filed (the others stay visible in the raw message).
-        events = events[:1]
-    # The reports and the message's new status commit together. If that commit is lost in a
-    # crash, the message is still "new" and requeue_unparsed_messages parses it again, so
-    # PostgreSQL need not wait for the disk here (the raw message itself was stored durably).
+    # The reports and the messages' new status commit together. If that commit is lost in a
+    # crash, the messages are still "parsing" and requeue_unparsed_messages hands them out
+    # again, so PostgreSQL need not wait for the disk here (the raw bytes were stored durably).
     with transaction.atomic():
         _relax_commit()
-        summary = record_reports(events, message=message, actor=actor)
-        InboundMessage.objects.filter(pk=message.pk).update(
-            status=ParseStatus.PARSED,
-            format=result.format or "",
-            parse_error="",
-            parsed_at=timezone.now(),
-            event_count=len(events),
-        )
+        summary = _record_pairs(pairs, actor=actor)
+        now = timezone.now()
+        for (fmt, count), message_ids in outcome.items():
+            InboundMessage.objects.filter(pk__in=message_ids).update(
+                status=ParseStatus.PARSED, format=fmt, parse_error="", parsed_at=now, claimed_at=None, event_count=count
+            )
     return summary
 
 
@@ -275,16 +316,20 @@ def _clean_event(event: ParsedEvent) -> ParsedEvent:
 def record_reports(
     events: Sequence[ParsedEvent], *, message: InboundMessage | None = None, actor=None
 ) -> IntakeSummary:
-    """File events as Reports: resolve, de-duplicate, group into cases. Chunked transactions."""
+    """File events as Reports: resolve, de-duplicate, group into cases."""
+    return _record_pairs([(event, message) for event in events], actor=actor)
+
+
+def _record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, actor=None) -> IntakeSummary:
     summary = IntakeSummary()
     clean = []
-    for event in events:
+    for event, message in pairs:
         try:
-            clean.append(_clean_event(event))
+            clean.append((_clean_event(event), message))
         except ValueError:
             log.warning("dropping an event with an invalid ip/time from message %s", getattr(message, "pk", None))
     for start in range(0, len(clean), CHUNK):
-        _record_chunk(clean[start : start + CHUNK], message=message, actor=actor, summary=summary)
+        _record_chunk(clean[start : start + CHUNK], actor=actor, summary=summary)
     if summary.new_report_ids and getattr(settings, "ENRICHMENT_ENABLED", True):
         _queue_enrichment(summary.new_report_ids)
     return summary
@@ -317,14 +362,17 @@ def _duplicate_window() -> timedelta:
     return timedelta(minutes=cached[1])
 
 
-def _record_chunk(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
-    # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole message.
+def _record_chunk(pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, summary: IntakeSummary) -> None:
+    # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole batch.
     with transaction.atomic(savepoint=False):
-        _record_chunk_locked(events, message=message, actor=actor, summary=summary)
+        _record_chunk_locked(pairs, actor=actor, summary=summary)
 
 
-def _record_chunk_locked(events: list[ParsedEvent], *, message, actor, summary: IntakeSummary) -> None:
+def _record_chunk_locked(
+    pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, summary: IntakeSummary
+) -> None:
     now = timezone.now()
+    events = [event for event, _ in pairs]
     resolved = resolve_many((e.ip, e.occurred_at) for e in events)
     window = _duplicate_window()
 
@@ -343,7 +391,7 @@ def _record_chunk_locked(events: list[ParsedEvent], *, message, actor, summary: 
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
     dup_counts: dict[int, int] = defaultdict(int)
     pending_dups: list[tuple[ParsedEvent, Report]] = []
-    for event in events:
+    for event, message in pairs:
         key = dedupe_key(event.ip, event.category, event.reporter)
         original = next((pk for at, pk in known.get(key, ()) if abs(at - event.occurred_at) <= window), None)
         if original is not None:
@@ -417,8 +465,11 @@ def _record_chunk_locked(events: list[ParsedEvent], *, message, actor, summary: 
         changed.append(case)
         summary.cases_updated.add(case.pk)
         note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
-        if message is not None:
-            note += f" from message {message.pk} ({reports[0].format or 'unknown format'})"
+        sources = {r.message_id for r in reports if r.message_id}
+        if len(sources) == 1:
+            note += f" from message {sources.pop()} ({reports[0].format or 'unknown format'})"
+        elif sources:
+            note += f" from {len(sources)} messages"
         audit.append(
             CaseEvent(
                 case=case,
@@ -624,9 +675,8 @@ def enter_report(
 
 def reparse_message(message: InboundMessage, *, actor) -> IntakeSummary | None:
     """Parse an unparsed message again (after a parser fix)."""
-    if message.status == ParseStatus.PARSED:
-        raise TransitionError("This message is already parsed.")
-    InboundMessage.objects.filter(pk=message.pk).update(status=ParseStatus.NEW)
+    if message.status not in (ParseStatus.UNPARSED, ParseStatus.NEW):
+        raise TransitionError("Only a message that could not be parsed can be parsed again.")
     return process_message(message.pk, force=True, actor=actor)
 
 

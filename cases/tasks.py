@@ -21,13 +21,19 @@ from cases.models import InboundMessage, ParseStatus
     acks_late=True,
 )
 def parse_message_task(message_id: int) -> None:
-    services.process_message(message_id)
+    # Takes this message and whatever else is waiting (a batch), unless another worker
+    # already took it; either way the message is parsed once.
+    services.process_pending(first=message_id)
 
 
 @shared_task
 def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) -> int:
     """Queue again what was stored but never parsed (the broker was down, a worker died)."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    # A worker that died mid-batch leaves its claim behind; a claim this old is released.
+    InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_at__lt=cutoff).update(
+        status=ParseStatus.NEW, claimed_at=None
+    )
     ids = list(
         InboundMessage.objects.filter(status=ParseStatus.NEW, received_at__lt=cutoff)
         .order_by("received_at")
