@@ -214,7 +214,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # In-process (eager) tasks would log every run at INFO; workers configure their own logging.
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 # Periodic work (celery beat). Both tasks do nothing when there is nothing to do.

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from abusedesk.roles import ADMIN, MANAGER, NOC
+from cases.demo import seed_demo_reports
 from cases.models import Policy
 from customers.models import (
     Allocation,
@@ -233,6 +234,7 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=300, help="How many customers (default 300).")
         parser.add_argument("--days", type=int, default=90, help="Days of lease history (default 90).")
         parser.add_argument("--seed", type=int, default=1, help="Random seed (default 1).")
+        parser.add_argument("--no-reports", action="store_true", help="Customers and allocations only; no reports.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["customers"] < 2:
@@ -255,6 +257,10 @@ class Command(BaseCommand):
                 f"Created {counts.customers} customers, {counts.contacts} contacts and {counts.allocations} "
                 f"allocations ({counts.leases} lease sessions over {options['days']} days)."
             )
+            ensure_policies()
+            if not options["no_reports"]:
+                stored = seed_demo_reports(random.Random(options["seed"]))
+                self.stdout.write(f"Received {stored} demo abuse reports (see the queue and the inbox).")
         ensure_policies()
         self.make_users(options["password"], only_missing=options["if_empty"])
 
