@@ -432,7 +432,7 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
     for customer, block in zip(business[2:], blocks, strict=False):
         if rng.random() < 0.25:
             # The block changed hands: an earlier business held it until a few months ago.
-            moved = now - timedelta(days=rng.randint(20, days))
+            moved = now - timedelta(days=rng.randint(min(20, days), max(20, days)))
             before = rng.choice(business)
             if before is not customer:
                 allocations.append(
