@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from email.message import EmailMessage
 
-from cases.intake import mime, tabular
+from cases.intake import freetext, mime, tabular
 from cases.intake.base import ParsedEvent, ParseError
 
 FORMAT_CSV = "csv"
@@ -129,11 +129,67 @@ def _column_category(record: dict[str, str]) -> str | None:
     return None
 
 
-def _hint(msg: EmailMessage, filename: str = "") -> str | None:
-    """A category suggested by the file name or the subject ("SSH brute force report")."""
-    return tabular.classify(re.sub(r"\.(csv|zip|gz|txt)$", "", filename, flags=re.I)) or tabular.classify(
-        mime.header(msg, "Subject")
+def _hint(msg: EmailMessage, filename: str = "", prose: str | None = None) -> str | None:
+    """A category suggested by the file name, the subject ("SSH brute force report"), or else the
+    words of the mail's own text (Webiron: "Client software detected as known botware ... botnets")."""
+    return (
+        tabular.classify(re.sub(r"\.(csv|zip|gz|txt)$", "", filename, flags=re.I))
+        or tabular.classify(mime.header(msg, "Subject"))
+        or (prose and freetext.text_category(mime.header(msg, "Subject"), prose))
+        or None
     )
+
+
+# AbuseHub's mail says what zone its CSV's event_date/event_time are in: "(event time 2015-03-02
+# 01:45:59 +01:00)", while the same event's Shadowserver row says 00:45:59 (UTC).
+_STATED_EVENT_TIME = re.compile(
+    r"event[ _-]?time\W{0,3}\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}(?::\d{2})?\s*([+-]\d{2}:?\d{2})\b", re.I
+)
+
+
+def _stated_offset(prose: str) -> str:
+    """The UTC offset the mail's text gives for its event times ("+01:00"), or ""."""
+    match = _STATED_EVENT_TIME.search(prose[: 64 * 1024])
+    if not match:
+        return ""
+    offset = match.group(1).replace(":", "")
+    return f"{offset[:3]}:{offset[3:]}"
+
+
+def _same_event(a: ParsedEvent, b: ParsedEvent) -> bool:
+    return (
+        a.ip == b.ip
+        and a.occurred_at == b.occurred_at
+        and a.category == b.category
+        and (a.port is None or b.port is None or a.port == b.port)
+    )
+
+
+def _drop_repeats(events: tabular.EventList, start: int) -> None:
+    """Drop events from events[start:] (one part) that an earlier part of the mail already gave.
+
+    AbuseHub sends one incident twice, as its own CSV and as the Shadowserver row; within one file
+    identical rows are kept, since a feed may count repeats.
+    """
+    earlier = events[:start]
+    if not earlier:
+        return
+    index: dict[tuple[str, datetime, str], list[ParsedEvent]] = {}
+    for event in earlier:
+        index.setdefault((event.ip, event.occurred_at, event.category), []).append(event)
+    kept = []
+    for event in events[start:]:
+        twin = next(
+            (e for e in index.get((event.ip, event.occurred_at, event.category), ()) if _same_event(e, event)), None
+        )
+        if twin is None:
+            kept.append(event)
+            continue
+        twin.confidence = max(twin.confidence, event.confidence)
+        if twin.port is None:
+            twin.port = event.port
+    del events[start:]
+    events.extend(kept)
 
 
 def _texts(msg: EmailMessage, events: tabular.EventList, *, head_only: bool) -> list[tuple[str, str]]:
@@ -174,11 +230,14 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
     reporter, org = tabular.sender_of(msg)
     problems: list[str] = []
     texts = _texts(msg, events, head_only=False)
+    prose = "" if mime.is_bare(msg) else mime.body_text(msg, max_chars=256 * 1024)
+    clock_offset = _stated_offset(prose)
     for name, text in texts:
         start = csv_start(text)
         if start is None:
             continue
-        hint = _hint(msg, name)
+        hint = _hint(msg, name, prose)
+        before = len(events)
         if start > 0:
             # A table pasted into prose ends at the first blank line; the prose after it is not rows.
             end = re.search(r"\n[ \t\r]*\n", text[start:])
@@ -197,14 +256,16 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
                 default_category=hint or "other",
                 default_confidence=0.6 if hint else 0.5,
                 id_prefix=name,
+                clock_offset=clock_offset,
             )
         except ParseError as exc:
             problems.append(f"{name or 'body'}: {exc}")
+        _drop_repeats(events, before)
     if not events and not events.skipped:
         # No CSV: key:value records, in the body or in text attachments (Cyscon's YAML-ish report).
         seen: set[tuple[str, datetime]] = set()
         for name, text in texts:
-            hint = _hint(msg, name)
+            hint = _hint(msg, name, prose)
             for record in _kv_records(text):
                 result = _kv_event(record, received_at=received_at, reporter=reporter, org=org, hint=hint)
                 if isinstance(result, ParsedEvent):

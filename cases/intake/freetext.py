@@ -57,6 +57,17 @@ CATEGORY_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("spam", re.compile(r"\bspam|unsolicited|junk mail|bulk mail|unsubscribe", re.I)),
 ]
 _KEYWORD_LINE = re.compile(r"\bip\b|\bfrom\b|source|attack|address|originat|offend|host", re.I)
+# A labelled line naming the victim's side ("- Targeted Range: 172.16.30.0/24" in Webiron's reports,
+# "Destination IP: ...") names the complainant's own addresses, never the source of the abuse.
+_VICTIM_LINE = re.compile(
+    r"^[\s>*\-•]*(?:target(?:ed)?|destination|dest|dst|victim|attacked)(?:[ _-]?(?:ip|range|host|address|network|net))*"
+    r"\s*[:=]",
+    re.I,
+)
+# Traceroute hops ("9  10.0.0.1 (10.0.0.1)", "3  ge-6-20.car1.net (213.242.67.105)  1.2 ms") are the
+# networks on the way to the reported host, not the host (Netcraft's takedown notices list them).
+_TRACEROUTE_HEADING = re.compile(r"trace\s?route|tracert", re.I)
+_TRACEROUTE_HOP = re.compile(r"^\s*\d{1,2}\.?\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+.*\bms\b.*|\s+\*.*)?\s*$")
 _PORT_NEAR = re.compile(r"\bport\s*[:#]?\s*(\d{1,5})\b", re.I)
 
 
@@ -98,6 +109,10 @@ def parse(
         if current is None or confidence > current.confidence:
             order += 1
             candidates[ip] = _Candidate(ip, confidence, why, current.order if current else order, **extra)
+        elif extra.get("at") and current.at and extra["at"] < current.at:
+            # One address listed under several headings with a time each (Project Honey Pot: comment
+            # spam at 10:00, "other suspicious" at 00:00): the incident began at the earliest.
+            current.at = extra["at"]
 
     attached = mime.attached_messages(msg)
     for inner in attached[:10]:
@@ -105,11 +120,22 @@ def parse(
     _add_chain(mime.received_hops_from_text(text, now=now), CONF_QUOTED_ENTRY, "quoted headers", add, excluded)
 
     lines = text.splitlines()
+    in_traceroute = False
     for number, line in enumerate(lines):
         if len(candidates) >= MAX_CANDIDATES * 3:
             break
         if re.match(r"^(?:\s*>)*\s*received:", line, re.I):
             continue  # already read as part of a chain
+        if _TRACEROUTE_HEADING.search(line):
+            in_traceroute = True
+            continue
+        if in_traceroute:
+            if _TRACEROUTE_HOP.match(line):
+                continue
+            if line.strip():
+                in_traceroute = False  # the first line that is not a hop ends the trace
+        if _VICTIM_LINE.match(line):
+            continue
         for ip, port in mime.find_ip_ports(line):
             near = "\n".join(lines[max(0, number - 2) : number + 3])
             if port is None:
@@ -201,6 +227,15 @@ def _fallback_time(msg: Message, attached: list[Message], text: str, now: dateti
     if at:
         return at, "the complaint's Date"
     return now, "the time it was received"
+
+
+def text_category(subject: str, text: str) -> str | None:
+    """The category a report's own words name most ("... known botware (IE: botnets)"), or None.
+
+    For structured formats whose fields name no category: the prose around them often does.
+    """
+    category, sure = _category(subject, text, has_chain=False)
+    return category if sure else None
 
 
 def _category(subject: str, text: str, *, has_chain: bool) -> tuple[str, bool]:

@@ -445,14 +445,44 @@ def org_domain(host: str) -> str:
 
 # --- dates ---------------------------------------------------------------------------------------
 
+# Zone abbreviations reports actually use, in hours east of UTC. Ambiguous ones (IST, AST) are left
+# out: a wrong guess is worse than reading the time as UTC. The US ones come from Project Honey Pot
+# ("Mon, 21 Sep 2015 10:00AM PDT"), CET/CEST from European feeds (CleanMX).
+ZONE_HOURS: dict[str, int] = {
+    "UT": 0,
+    "UTC": 0,
+    "GMT": 0,
+    "WET": 0,
+    "WEST": 1,
+    "BST": 1,
+    "CET": 1,
+    "CEST": 2,
+    "EET": 2,
+    "EEST": 3,
+    "MSK": 3,
+    "JST": 9,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+}
+_ZONE_NAMES = "|".join(sorted(ZONE_HOURS, key=len, reverse=True))
+_ZONE = rf"(Z|(?:{_ZONE_NAMES})\b|[+-]\d{{2}}:?\d{{2}})"
 _ISO_LIKE = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?"
-    r"\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2})?",
+    rf"\s*{_ZONE}?",
     re.I,
 )
 _DMY = re.compile(
-    r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})[ T,]+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2})?", re.I
+    rf"\b(\d{{1,2}})[./](\d{{1,2}})[./](\d{{4}})[ T,]+(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?\s*{_ZONE}?", re.I
 )
+# "10:00AM", "12:00 a.m.": converted to a 24-hour clock before the RFC 5322 reader sees the date.
+_CLOCK_12H = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap])\.?m\.?(?![a-z])", re.I)
+_TRAILING_ZONE = re.compile(rf"\s({_ZONE_NAMES})\s*$", re.I)
 _ASCTIME = re.compile(r"\b([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,2}:\d{2}:\d{2})\s+(?:([A-Z]{3,4})\s+)?(\d{4})")
 _MONTHS = {
     m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
@@ -461,8 +491,10 @@ _ZONE_COMMENT = re.compile(r"\s*\([^)]*\)\s*$")
 
 
 def _tz(token: str | None) -> timedelta:
-    if not token or token.upper() in ("Z", "UTC", "GMT"):
+    if not token or token.upper() == "Z":
         return timedelta(0)
+    if token.upper() in ZONE_HOURS:
+        return timedelta(hours=ZONE_HOURS[token.upper()])
     sign = -1 if token[0] == "-" else 1
     digits = token[1:].replace(":", "")
     return sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
@@ -509,7 +541,7 @@ def _parse_date(text: str) -> datetime | None:
         micro = int((frac or "0").ljust(6, "0")[:6])
         naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), micro)
         return naive.replace(tzinfo=UTC) - _tz(zone) if zone else naive
-    cleaned = _ZONE_COMMENT.sub("", text)
+    cleaned = _normalize_clock_and_zone(_ZONE_COMMENT.sub("", text))
     try:
         dt = email.utils.parsedate_to_datetime(cleaned)
     except (TypeError, ValueError, IndexError):
@@ -531,13 +563,29 @@ def _parse_date(text: str) -> datetime | None:
     return None
 
 
+def _normalize_clock_and_zone(text: str) -> str:
+    """A 12-hour clock as 24-hour and a trailing zone abbreviation as an offset, for parsedate:
+    it knows neither "10:00AM" nor CET (and reads an unknown zone as UTC without a word)."""
+    clock = _CLOCK_12H.search(text)
+    if clock:
+        hour, minute, second, half = clock.groups()
+        if 1 <= int(hour) <= 12:
+            hour24 = int(hour) % 12 + (12 if half.lower() == "p" else 0)
+            text = f"{text[: clock.start()]}{hour24:02d}:{minute}:{second or '00'}{text[clock.end() :]}"
+    zone = _TRAILING_ZONE.search(text)
+    if zone:
+        hours = ZONE_HOURS[zone.group(1).upper()]
+        text = f"{text[: zone.start()]} {'-' if hours < 0 else '+'}{abs(hours):02d}00"
+    return text
+
+
 def find_dates(text: str, *, now: datetime | None = None, limit: int = 20) -> list[datetime]:
     """Plausible dates written anywhere in text, in order of appearance."""
     text = text[:MAX_SCAN_CHARS]
     found: list[tuple[int, datetime]] = []
     rfc = re.compile(
         r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
-        r"\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s+(?:[+-]\d{4}|[A-Z]{2,4}))?",
+        r"\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp]\.?[Mm]\.?(?![a-z]))?(?:\s+(?:[+-]\d{4}|[A-Z]{2,4}))?",
     )
     for pattern in (rfc, _ISO_LIKE, _DMY, _ASCTIME):
         for m in pattern.finditer(text):

@@ -146,8 +146,7 @@ _ISO_RE = re.compile(
 )
 _OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _ZONE_ABBREVIATION = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ][\d:.]+)\s+([A-Za-z]{3,4})$")
-_ZONE_OFFSETS = {"CET": 1, "CEST": 2, "BST": 1, "EET": 2, "EEST": 3, "MSK": 3, "JST": 9, "EST": -5, "EDT": -4}
-_ZONE_OFFSETS |= {"CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "WET": 0, "WEST": 1}
+_ZONE_OFFSETS = mime.ZONE_HOURS  # one table of zone names for every reader
 _CLF_FORMATS = ("%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S")
 _OTHER_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y%m%dT%H%M%SZ")
 
@@ -492,6 +491,9 @@ def time_columns(headers: list[str]) -> tuple[int | None, int | None, int | None
     return (single if single is not None else find_column(headers, TIME_COLUMNS)), None, None
 
 
+_BARE_CLOCK = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")
+
+
 def _quote(cell: str, delimiter: str) -> str:
     if delimiter in cell or '"' in cell or "\n" in cell:
         return '"' + cell.replace('"', '""') + '"'
@@ -512,11 +514,13 @@ def table_events(
     default_confidence: float | None = None,
     id_prefix: str = "",
     prefer_ports: tuple[str, ...] = PORT_COLUMNS,
+    clock_offset: str = "",
 ) -> None:
     """Append one ParsedEvent per good row of `table` to `out`; count the bad rows in `out`.
 
     `confidence` applies when category_for names a category, `default_confidence` when the row
-    falls back to default_category.
+    falls back to default_category. `clock_offset` ("+01:00") is the zone of a separate date and
+    clock column pair whose clock carries none (AbuseHub's event_date/event_time are local time).
     """
     headers = table.headers
     ip_col = find_column(headers, IP_COLUMNS)
@@ -538,7 +542,12 @@ def table_events(
         if ip is None:
             out.skip("invalid IP address")
             continue
-        when_text = row[time_col] if time_col is not None else f"{row[date_col]} {row[clock_col]}"  # type: ignore[index]
+        if time_col is not None:
+            when_text = row[time_col]
+        else:
+            clock = row[clock_col].strip()  # type: ignore[index]
+            zone = clock_offset if clock_offset and _BARE_CLOCK.match(clock) else ""
+            when_text = f"{row[date_col].strip()} {clock}{zone}"  # type: ignore[index]
         when = parse_when(when_text)
         if when is None:
             out.skip("unreadable time")
