@@ -43,7 +43,7 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
                 seen.add(key)
                 events.append(event)
     if not events:
-        raise ParseError("ACNS notice without a usable <Source>: " + ("; ".join(problems[:3]) or "no <Infringement>"))
+        raise ParseError("no usable ACNS notice: " + ("; ".join(problems[:3]) or "no <Infringement> document"))
     return events
 
 
@@ -62,12 +62,18 @@ def _event(root, document: str, received_at: datetime | None, reporter: str, org
     if problem:
         raise ParseError(f"<TimeStamp> {stamp[:40]!r}: {problem}")
     complainant = safexml.text_of(root, "Complainant", "Entity")
-    summary = (
-        f"ACNS notice {safexml.text_of(root, 'Case', 'ID')}: {ip} port {safexml.text_of(source, 'Port') or '?'} "
-        f"at {stamp}, {safexml.text_of(source, 'Type')}; "
-        f"work {safexml.text_of(root, 'Content', 'Item', 'Title')!r}, "
-        f"file {safexml.text_of(root, 'Content', 'Item', 'FileName')!r}"
-    )
+    details = [
+        f"{label} {value}"
+        for label, value in (
+            ("port", safexml.text_of(source, "Port")),
+            ("at", stamp),
+            ("via", safexml.text_of(source, "Type")),
+            ("work", safexml.text_of(root, "Content", "Item", "Title")),
+            ("file", safexml.text_of(root, "Content", "Item", "FileName")),
+        )
+        if value
+    ]
+    summary = f"ACNS notice {safexml.text_of(root, 'Case', 'ID') or '(no id)'}: {ip}, " + ", ".join(details)
     return ParsedEvent(
         ip=ip,
         occurred_at=when,

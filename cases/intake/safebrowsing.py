@@ -63,7 +63,7 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
                         entry[2].append(url[:500])
     if not found:
         raise ParseError(
-            "Safe Browsing notification without an address: " + ("; ".join(problems[:3]) or "no url_info with an IP")
+            "no usable Safe Browsing notification: " + ("; ".join(problems[:3]) or "no url_info names an IP address")
         )
     events = []
     for (ip, category), (port, when, urls) in found.items():

@@ -23,6 +23,7 @@ _MAX_PART_BYTES = 8 * 1024 * 1024
 _DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.I)
 # A clear-signed (PGP) body dash-escapes lines that begin with "-": "- - ---Start ACNS XML".
 _DASH_ESCAPE = re.compile(r"^- ", re.M)
+_PROLOG = re.compile(r"<\?xml\b|<!\s*DOCTYPE", re.I)
 
 
 def parse(text: str) -> ET.Element:
@@ -85,6 +86,12 @@ def documents(text: str, root: str) -> list[str]:
         end = closing.search(text, start.end())
         if not end:
             break
-        found.append(_DASH_ESCAPE.sub("", text[start.start() : end.end()]))
+        # A prolog or DOCTYPE right before the root belongs to the document: kept, so that parse()
+        # refuses a declaration by name instead of failing later on an undefined entity.
+        begin = start.start()
+        prolog = _PROLOG.search(text, max(at, begin - 64 * 1024), begin)
+        if prolog:
+            begin = prolog.start()
+        found.append(_DASH_ESCAPE.sub("", text[begin : end.end()]))
         at = end.end()
     return found
