@@ -204,6 +204,11 @@ def dns_server(settings) -> Iterator[DnsTestServer]:
 # -- IMAP (dovecot) ----------------------------------------------------------------------------
 
 
+def _quoted(folder: str) -> str:
+    # imaplib sends mailbox names as given: "Abuse Done" must go quoted.
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @dataclass
 class DovecotServer:
     host: str
@@ -223,7 +228,7 @@ class DovecotServer:
         """Put a message in a folder through IMAP APPEND, as a mail server would deliver it."""
         conn = self.client()
         try:
-            typ, data = conn.append(folder, flags, None, raw)
+            typ, data = conn.append(_quoted(folder), flags, None, raw)
             assert typ == "OK", f"APPEND failed: {data}"
         finally:
             conn.logout()
@@ -231,7 +236,7 @@ class DovecotServer:
     def create_folder(self, folder: str) -> None:
         conn = self.client()
         try:
-            conn.create(folder)
+            conn.create(_quoted(folder))
         finally:
             conn.logout()
 
@@ -239,7 +244,7 @@ class DovecotServer:
         """(raw bytes, flags) of every message in folder, read without changing any flag."""
         conn = self.client()
         try:
-            typ, _ = conn.select(folder, readonly=True)
+            typ, _ = conn.select(_quoted(folder), readonly=True)
             if typ != "OK":
                 return []
             typ, data = conn.uid("SEARCH", None, "ALL")
@@ -311,6 +316,8 @@ log_path = {log_path}
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# Tests try wrong passwords on purpose; the default 2 s penalty would only slow them.
+auth_failure_delay = 0
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 first_valid_uid = {mail_uid}
