@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.header
+import email.headerregistry
 import email.policy
 import email.utils
 import html
@@ -63,6 +64,36 @@ _COMMON_HEADERS = {b"from", b"to", b"subject", b"date", b"reply-to", b"sender", 
 
 
 # --- reading the message -------------------------------------------------------------------------
+
+
+class _ReusingHeaderRegistry(email.headerregistry.HeaderRegistry):
+    """policy.default parses a header value again on every msg.get(); the feed parser alone asks each
+    part for its Content-Type several times, which was most of an ARF message's parse time. Parsed
+    headers are immutable (str subclasses with read-only attributes), so equal (name, value) pairs
+    share one object, within a message and across messages. Bounded: cleared when full."""
+
+    _MAX_ENTRIES = 4096
+    # Only short, structural values: a long Subject or Received line is rarely seen twice.
+    _MAX_VALUE_CHARS = 300
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], object] = {}
+
+    def __call__(self, name: str, value: str):  # type: ignore[override]
+        if len(value) > self._MAX_VALUE_CHARS:
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self._parsed.get(key)
+        if header is None:
+            header = super().__call__(name, value)
+            if len(self._parsed) >= self._MAX_ENTRIES:
+                self._parsed.clear()
+            self._parsed[key] = header
+        return header
+
+
+POLICY = email.policy.default.clone(header_factory=_ReusingHeaderRegistry())
 
 
 def looks_like_mail(raw: bytes) -> bool:
@@ -118,7 +149,7 @@ def parse_message(raw: bytes) -> EmailMessage:
         raw = raw[3:]
     if looks_like_mail(raw):
         try:
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            msg = email.message_from_bytes(raw, policy=POLICY)
             if isinstance(msg, EmailMessage):
                 return msg
         except Exception:  # noqa: BLE001 — the stdlib parser is lenient, but a malformed input must not stop intake
@@ -320,7 +351,7 @@ def as_message(part: Message) -> Message | None:
 def as_message_text(text: str) -> Message | None:
     """A message parsed from text that starts with a header block (quoted headers, a pasted mail)."""
     try:
-        return email.message_from_string(text.lstrip()[:MAX_SCAN_CHARS], policy=email.policy.default)
+        return email.message_from_string(text.lstrip()[:MAX_SCAN_CHARS], policy=POLICY)
     except Exception:  # noqa: BLE001
         return None
 
