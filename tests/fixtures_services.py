@@ -600,7 +600,8 @@ def celery_worker_process(transactional_db, redis_url, tmp_path, request, celery
         stderr=subprocess.STDOUT,
     )
     output.close()
-    sender = Celery("abusedesk-test-sender", broker=redis_url)
+    # Not the current app: shared tasks in this process must stay bound to the project's (eager) app.
+    sender = Celery("abusedesk-test-sender", broker=redis_url, set_as_current=False)
     worker = WorkerProcess(queue, redis_url, process, log_path, sender)
 
     def ready() -> bool:
