@@ -8,6 +8,7 @@ the category (or opens one). Reports with no customer go to the unassigned queue
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -247,6 +248,12 @@ def _relax_commit() -> None:
 # --- resolution in bulk -------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
+def _candidates(ip: str) -> tuple[str, ...]:
+    # A feed names the same addresses again and again; their prefixes never change.
+    return tuple(candidate_networks(normalize_ip(ip)))
+
+
 def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], Allocation | None]:
     """resolve() for many (ip, at) pairs with a few queries instead of one per pair."""
     pairs = list(dict.fromkeys(pairs))
@@ -255,9 +262,9 @@ def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datet
     for ip, at in pairs:
         by_ip[ip].append(at)
     ips = list(by_ip)
-    for start in range(0, len(ips), 200):
-        chunk = ips[start : start + 200]
-        cands = {ip: candidate_networks(normalize_ip(ip)) for ip in chunk}
+    for start in range(0, len(ips), 500):
+        chunk = ips[start : start + 500]
+        cands = {ip: _candidates(ip) for ip in chunk}
         times = [t for ip in chunk for t in by_ip[ip]]
         lo, hi = min(times), max(times)
         nets = {n for c in cands.values() for n in c}
@@ -289,7 +296,7 @@ def _ever_ours(ips: Iterable[str]) -> set[str]:
     ips = list(ips)
     for start in range(0, len(ips), 200):
         chunk = ips[start : start + 200]
-        cands = {ip: candidate_networks(normalize_ip(ip)) for ip in chunk}
+        cands = {ip: _candidates(ip) for ip in chunk}
         nets = set(
             Allocation.objects.filter(network__in={n for c in cands.values() for n in c})
             .order_by()
@@ -442,7 +449,7 @@ def _record_chunk_locked(
         for r in reports:
             r.case = case_for[key]
 
-    Report.objects.bulk_create([r for _, r in fresh], batch_size=1000)
+    _insert_reports([r for _, r in fresh])
     summary.created += len(fresh)
     summary.unassigned += len(no_customer)
     summary.new_report_ids.extend(r.pk for _, r in fresh)
@@ -485,6 +492,39 @@ def _record_chunk_locked(
     _write_case_counters(changed)
     CaseEvent.objects.bulk_create(audit, batch_size=1000)
     summary.cases_opened += len(opened)
+
+
+def _insert_reports(reports: list[Report]) -> None:
+    """bulk_create, without Django's per-field preparation on PostgreSQL.
+
+    A 50,000-row feed spends most of its filing time preparing 23 values per row through the
+    model fields; these values are already plain Python (validated above), so psycopg2 can
+    adapt them directly. Other databases use bulk_create.
+    """
+    if not reports:
+        return
+    if connection.vendor != "postgresql":
+        Report.objects.bulk_create(reports, batch_size=1000)
+        return
+    from psycopg2.extras import Json, execute_values
+
+    fields = [f for f in Report._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    rows = [
+        tuple(Json(getattr(r, f.attname)) if f.attname in json_fields else getattr(r, f.attname) for f in fields)
+        for r in reports
+    ]
+    table = connection.ops.quote_name(Report._meta.db_table)
+    with connection.cursor() as cursor:
+        ids = execute_values(
+            cursor.cursor, f"INSERT INTO {table} ({columns}) VALUES %s RETURNING id", rows, page_size=1000, fetch=True
+        )
+    # RETURNING gives the rows in the order of the VALUES list, as Django's bulk_create relies on too.
+    for report, (pk,) in zip(reports, ids, strict=True):
+        report.pk = pk
+        report._state.adding = False
+        report._state.db = connection.alias
 
 
 def _write_case_counters(cases: list[Case]) -> None:
