@@ -148,7 +148,8 @@ class DnsTestServer:
     def stop(self) -> None:
         for server in self._servers:
             with contextlib.suppress(Exception):
-                server.stop()
+                server.server.shutdown()
+                server.server.server_close()  # dnslib's stop() leaves the socket open
 
     def add(self, name: str, rtype: str, value: str, ttl: int = 300) -> None:
         """Add one record: rtype A, AAAA, PTR, TXT or CNAME; names are absolute (dot added)."""

@@ -50,8 +50,11 @@ class ResolverConfig:
 
     @classmethod
     def from_settings(cls) -> ResolverConfig:
+        nameservers = getattr(settings, "DNS_NAMESERVERS", ()) or ()
+        if isinstance(nameservers, str):  # "10.0.0.53,10.0.0.54" set by hand, not through env_list
+            nameservers = nameservers.split(",")
         return cls(
-            nameservers=tuple(getattr(settings, "DNS_NAMESERVERS", ()) or ()),
+            nameservers=tuple(ns.strip() for ns in nameservers if ns.strip()),
             port=int(getattr(settings, "DNS_PORT", 53)),
             timeout=float(getattr(settings, "DNS_TIMEOUT", 2.0)),
         )
