@@ -223,6 +223,11 @@ LOGGING = {
 
 # Periodic work (celery beat). Both tasks do nothing when there is nothing to do.
 CELERY_BEAT_SCHEDULE = {
-    "poll-imap": {"task": "cases.tasks_intake_io.poll_imap_task", "schedule": float(IMAP_POLL_SECONDS)},
+    "poll-imap": {
+        "task": "cases.tasks_intake_io.poll_imap_task",
+        "schedule": float(IMAP_POLL_SECONDS),
+        # A poll that waited longer than the interval is superseded by the next one.
+        "options": {"expires": float(IMAP_POLL_SECONDS)},
+    },
     "requeue-unparsed-messages": {"task": "cases.tasks.requeue_unparsed_messages", "schedule": 300.0},
 }

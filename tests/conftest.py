@@ -3,6 +3,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group, User
 
+# Real services for the tests that need them: DNS, IMAP, SMTP servers, Redis and a Celery worker.
+pytest_plugins = ["tests.fixtures_services"]
+
 
 def make_user(username: str, role: str | None) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, email=f"{username}@isp.example")

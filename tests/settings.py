@@ -24,3 +24,9 @@ MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 DNS_NAMESERVERS = ["127.0.0.1"]
 DNS_PORT = 1
 DNS_TIMEOUT = 0.2
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory: the integration tests' Celery worker is another process and must
+    # see the same test database.
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
