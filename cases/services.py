@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -254,10 +255,20 @@ def _candidates(ip: str) -> tuple[str, ...]:
     return tuple(candidate_networks(normalize_ip(ip)))
 
 
-def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], Allocation | None]:
+class Held(NamedTuple):
+    """Who held an address: the allocation's id and its customer's, without loading models."""
+
+    pk: int
+    customer_id: int
+    network: str
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], Held | None]:
     """resolve() for many (ip, at) pairs with a few queries instead of one per pair."""
     pairs = list(dict.fromkeys(pairs))
-    out: dict[tuple[str, datetime], Allocation | None] = {}
+    out: dict[tuple[str, datetime], Held | None] = {}
     by_ip: dict[str, list[datetime]] = defaultdict(list)
     for ip, at in pairs:
         by_ip[ip].append(at)
@@ -271,12 +282,12 @@ def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datet
         rows = (
             Allocation.objects.filter(network__in=nets, valid_from__lte=hi)
             .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=lo))
-            .select_related("customer")
             .order_by()
+            .values_list("pk", "customer_id", "network", "valid_from", "valid_to")
         )
-        by_net: dict[str, list[Allocation]] = defaultdict(list)
+        by_net: dict[str, list[Held]] = defaultdict(list)
         for row in rows:
-            by_net[row.network].append(row)
+            by_net[row[2]].append(Held(*row))
         for ip in chunk:
             for at in by_ip[ip]:
                 found = None
@@ -425,8 +436,8 @@ def _record_chunk_locked(
             external_id=event.external_id[:255],
             evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
             confidence=event.confidence,
-            customer=allocation.customer if allocation else None,
-            allocation=allocation,
+            customer_id=allocation.customer_id if allocation else None,
+            allocation_id=allocation.pk if allocation else None,
             dedupe_key=key,
             created_at=now,
         )
