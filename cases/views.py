@@ -75,7 +75,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     reports = case.reports.select_related("message").order_by("-occurred_at")[:200]
     events = case.events.select_related("actor", "report").order_by("-at", "-id")[:200]
-    allowed = [(s, CaseStatus(s).label) for s in sorted(CASE_TRANSITIONS.get(case.status, ()))]
+    allowed = [(s.value, s.label) for s in CaseStatus if s in CASE_TRANSITIONS.get(case.status, ())]
     return render(
         request,
         "cases/case_detail.html",
