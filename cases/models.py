@@ -112,6 +112,28 @@ class CaseQuerySet(models.QuerySet):
     def for_customer(self, customer: Customer):
         return self.filter(customer=customer)
 
+    def search(self, term: str):
+        """Cases matching what a person types: #id, an IP address (reported, or held by the
+        customer), an account number, a customer name or a contact's e-mail."""
+        import ipaddress
+
+        term = term.strip()
+        if not term:
+            return self
+        if term.lstrip("#").isdigit() and term.startswith("#"):
+            return self.filter(pk=int(term[1:]))
+        try:
+            ip = ipaddress.ip_address(term)
+        except ValueError:
+            return self.filter(
+                Q(customer__account__iexact=term)
+                | Q(customer__name__icontains=term)
+                | Q(customer__contacts__email__iexact=term)
+            ).distinct()
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return self.filter(pk__in=Report.objects.filter(ip=str(ip)).values("case_id"))
+
 
 class Case(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")

@@ -47,6 +47,9 @@ def home(request: HttpRequest) -> HttpResponse:
         cases = cases.filter(status=status)
     if category in Category.values:
         cases = cases.filter(category=category)
+    query = request.GET.get("q", "").strip()[:200]
+    if query:
+        cases = cases.search(query)
     counts = {
         "unparsed": InboundMessage.objects.unparsed().count(),
         "unassigned": Report.objects.unassigned().count(),
@@ -59,6 +62,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "page": _page(request, cases),
             "status": status,
             "category": category,
+            "query": query,
             "statuses": CaseStatus.choices,
             "categories": Category.choices,
             "counts": counts,

@@ -197,3 +197,23 @@ def test_an_event_entered_for_an_unparsed_message_files_it(client, unparsed_mess
     assert unparsed_message.status == ParseStatus.PARSED
     assert Report.objects.get().message == unparsed_message
     assert Case.objects.get().customer == customer
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("198.51.100.7", ["B-1"]),
+        ("::ffff:198.51.100.7", ["B-1"]),
+        ("B-2", ["B-2"]),
+        ("customer b-", ["B-1", "B-2"]),
+        ("192.0.2.99", []),
+        ("#0", []),
+    ],
+)
+def test_the_queue_finds_cases_by_ip_account_or_name(client, noc_user, query, expected):
+    customer_with("198.51.100.0/24", "B-1")
+    customer_with("203.0.113.0/24", "B-2")
+    record_reports([event("198.51.100.7"), event("203.0.113.5")])
+    client.force_login(noc_user)
+    response = client.get(reverse("cases:home"), {"q": query})
+    assert sorted(c.customer.account for c in response.context["page"]) == expected
