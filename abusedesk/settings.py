@@ -102,7 +102,15 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "abusedesk.wsgi.application"
 
-DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+DATABASE_URL = env("DATABASE_URL")
+if not DATABASE_URL:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set. Set it to the production database "
+            "(postgres://user:password@host:5432/name, see .env.example), or set DEBUG=true "
+            "to use the development SQLite file in var/."
+        )
+    DATABASE_URL = f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the in-process task runner and the web server read while one writes.

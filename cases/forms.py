@@ -47,8 +47,11 @@ class ComplaintForm(forms.Form):
 
     def clean_occurred_at(self):
         value = self.cleaned_data["occurred_at"]
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, UTC)
+        # The field is labelled UTC. Django has attached the server's TIME_ZONE to what was
+        # typed; take the wall-clock time as typed and mean UTC by it.
+        if timezone.is_aware(value):
+            value = timezone.make_naive(value)
+        value = timezone.make_aware(value, UTC)
         if value > timezone.now() + timedelta(minutes=10):
             raise forms.ValidationError("That time is in the future.")
         return value

@@ -228,9 +228,9 @@ def poll_mailbox(
             if config.done_folder:
                 _ensure_folder(conn, config.done_folder)
                 # Everything still here is unprocessed (stored mail is moved away), read or not.
-                criterion = "UNDELETED"
+                criterion = f"UNDELETED UNKEYWORD {HELD_KEYWORD}"
             else:
-                criterion = "UNSEEN UNDELETED"
+                criterion = f"UNSEEN UNDELETED UNKEYWORD {HELD_KEYWORD}"
             typ, data = conn.uid("SEARCH", None, criterion)
             uids = _check(typ, data, "SEARCH")[0].split() if data and data[0] else []
         except (OSError, imaplib.IMAP4.error) as exc:
@@ -257,6 +257,20 @@ def poll_mailbox(
     return summary
 
 
+# Mail we will never take (over the size limit) is flagged with this keyword and left in the
+# mailbox for a person; later searches skip it, so it cannot crowd new mail out of a batch.
+HELD_KEYWORD = "$AbusedeskHeld"
+
+
+def _hold(conn: imaplib.IMAP4, uid: bytes) -> None:
+    try:
+        conn.uid("STORE", uid, "+FLAGS", f"({HELD_KEYWORD})")
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        log.warning("could not flag UID %s as held: %s", uid.decode(), exc)
+
+
 def _handle_one(
     conn: imaplib.IMAP4,
     uid: bytes,
@@ -270,6 +284,7 @@ def _handle_one(
     if size is not None and size > config.max_bytes:
         summary.skipped += 1
         summary.errors.append(f"UID {label}: {size} bytes, over the {config.max_bytes} limit; left in the mailbox")
+        _hold(conn, uid)
         return
     try:
         raw = _fetch(conn, uid)
@@ -282,6 +297,7 @@ def _handle_one(
     if len(raw) > config.max_bytes:
         summary.skipped += 1
         summary.errors.append(f"UID {label}: over the size limit; left in the mailbox")
+        _hold(conn, uid)
         return
     try:
         result = store(raw)

@@ -120,8 +120,11 @@ class CaseQuerySet(models.QuerySet):
         term = term.strip()
         if not term:
             return self
-        if term.lstrip("#").isdigit() and term.startswith("#"):
-            return self.filter(pk=int(term[1:]))
+        if term.startswith("#"):
+            digits = term[1:]
+            if digits.isascii() and digits.isdecimal() and len(digits) < 19:
+                return self.filter(pk=int(digits))
+            return self.none()
         try:
             ip = ipaddress.ip_address(term)
         except ValueError:

@@ -62,6 +62,18 @@ def _actor_kwargs(actor) -> dict:
     return {"actor_kind": ActorKind.SYSTEM, "actor": None}
 
 
+_CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127])
+
+
+def storable(text: str) -> str:
+    """Text any database column accepts: undecodable bytes (surrogates) become U+FFFD, and NUL
+    and other control characters (PostgreSQL refuses NUL in text) are dropped."""
+    if not text:
+        return text
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.translate(_CONTROL)
+
+
 def _header_summary(raw: bytes) -> tuple[str, str, str]:
     """Message-ID, Subject and From, read from the header block only; never raises."""
     try:
@@ -77,7 +89,7 @@ def _header_summary(raw: bytes) -> tuple[str, str, str]:
             value = headers.get(name)
             if value is None:
                 return ""
-            return " ".join(str(value).split())[:limit]
+            return storable(" ".join(str(value).split()))[:limit]
 
         return text("Message-ID", 998), text("Subject", 500), text("From", 500)
     except Exception:  # a hostile header block must not stop the message being stored
@@ -226,6 +238,48 @@ def _process_claimed(ids: list[int], *, actor=None) -> IntakeSummary:
         outcome[(result.format or "", len(events))].append(message.pk)
     if not outcome:
         return IntakeSummary()
+    try:
+        return _file_batch(pairs, outcome, actor=actor)
+    except Exception:
+        if len(outcome) == 1 and len(next(iter(outcome.values()))) == 1:
+            failed = next(iter(outcome.values()))[0]
+            log.exception("could not file the events of message %s", failed)
+            _mark_unfileable(failed)
+            return IntakeSummary()
+        # One message's events must not hold up the rest of the batch: file them one by one.
+        log.warning("filing a batch of %d messages failed; filing them one by one", len(ids), exc_info=True)
+    summary = IntakeSummary()
+    for (fmt, count), message_ids in outcome.items():
+        for pk in message_ids:
+            own = [(e, m) for e, m in pairs if m.pk == pk]
+            try:
+                one = _file_batch(own, {(fmt, count): [pk]}, actor=actor)
+            except Exception:
+                log.exception("could not file the events of message %s", pk)
+                _mark_unfileable(pk)
+                continue
+            summary.created += one.created
+            summary.duplicates += one.duplicates
+            summary.unassigned += one.unassigned
+            summary.cases_opened += one.cases_opened
+            summary.cases_updated |= one.cases_updated
+            summary.new_report_ids += one.new_report_ids
+    return summary
+
+
+def _mark_unfileable(pk: int) -> None:
+    InboundMessage.objects.filter(pk=pk).update(
+        status=ParseStatus.UNPARSED,
+        parse_error="parsed, but its events could not be filed (see the server log); enter them by hand",
+        parsed_at=timezone.now(),
+        claimed_at=None,
+        event_count=0,
+    )
+
+
+def _file_batch(
+    pairs: list[tuple[ParsedEvent, InboundMessage]], outcome: dict[tuple[str, int], list[int]], *, actor
+) -> IntakeSummary:
     # The reports and the messages' new status commit together. If that commit is lost in a
     # crash, the messages are still "parsing" and requeue_unparsed_messages hands them out
     # again, so PostgreSQL need not wait for the disk here (the raw bytes were stored durably).
@@ -323,11 +377,19 @@ def dedupe_key(ip: str, category: str, reporter: str) -> str:
 
 
 def _clean_event(event: ParsedEvent) -> ParsedEvent:
-    # The database never sees an unvalidated IP or a naive datetime.
+    # The database never sees an unvalidated IP, a naive datetime or text it cannot store.
     addr = normalize_ip(event.ip)
     event.ip = str(addr)
     if event.occurred_at.tzinfo is None:
         raise ValueError("naive occurred_at")
+    event.reporter = storable(event.reporter)
+    event.reporter_org = storable(event.reporter_org)
+    event.format = storable(event.format)
+    event.external_id = storable(event.external_id)
+    # Evidence keeps its line breaks and tabs; only what a text column refuses goes.
+    event.evidence = event.evidence.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+    if event.port is not None and not 0 <= event.port <= 65535:
+        event.port = None
     return event
 
 
@@ -692,6 +754,9 @@ def enter_report(
         evidence=text,
         confidence=1.0,
     )
+    if message is not None and message.status not in (ParseStatus.UNPARSED, ParseStatus.PARSED):
+        # A message still waiting for (or in) its parse would never be parsed once marked done.
+        raise TransitionError("This message is still being parsed; wait for it before adding events by hand.")
     if message is None:
         payload = {
             "entered_by": actor.get_username(),

@@ -47,7 +47,7 @@ def home(request: HttpRequest) -> HttpResponse:
         cases = cases.filter(status=status)
     if category in Category.values:
         cases = cases.filter(category=category)
-    query = request.GET.get("q", "").strip()[:200]
+    query = services.storable(request.GET.get("q", "")).strip()[:200]
     if query:
         cases = cases.search(query)
     counts = {
@@ -215,8 +215,12 @@ def message_add_event(request: HttpRequest, pk: int) -> HttpResponse:
             },
             status=400,
         )
-    _, summary = services.enter_report(message=message, actor=request.user, **form.cleaned_data)
-    messages.success(request, _summary_text(summary))
+    try:
+        _, summary = services.enter_report(message=message, actor=request.user, **form.cleaned_data)
+    except services.TransitionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _summary_text(summary))
     return redirect(message)
 
 

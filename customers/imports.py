@@ -211,7 +211,10 @@ def parse_time(text: str, what: str) -> datetime:
         raise RowError(f"{what} {text!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 and the like fall outside datetime's range in UTC
+        raise RowError(f"{what} {text!r} is out of range") from None
 
 
 def _validation_text(exc: ValidationError) -> str:
@@ -336,6 +339,8 @@ def _import_allocation_row(values: list[str], *, now: datetime, actor, label: st
     if kind and kind not in CustomerKind.values:
         raise RowError(f"kind {kind!r} is not one of {', '.join(CustomerKind.values)}")
     if email:
+        if len(email) > 254:  # Contact.email's column; validate_email allows up to 320
+            raise RowError("email is longer than 254 characters")
         try:
             validate_email(email)
         except ValidationError:

@@ -5,12 +5,15 @@ same suite runs on SQLite (nothing set) and on PostgreSQL + Redis (.ci/run sets 
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
+# Without DATABASE_URL the suite runs on SQLite (the test database itself is made by Django).
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(__file__).resolve().parents[1] / 'var' / 'db.sqlite3'}")
 
 from abusedesk.settings import *  # noqa: E402,F403
 

@@ -414,3 +414,21 @@ def test_leases_imported_outside_a_transaction_are_written_by_the_batch_writer(t
 
     out, _ = run_command("import_leases", tmp_path / "in.csv")
     assert "created: 0\nupdated: 0\nunchanged: 4\nrejected: 1" in out
+
+
+@pytest.mark.django_db
+def test_times_out_of_range_and_overlong_emails_are_rejected_rows_not_a_failed_run(tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "edge.csv"
+    path.write_text(
+        "account,name,kind,email,network,valid_from,valid_to\n"
+        "A1,Alice,residential,,192.0.2.0/24,0001-01-01T00:00:00+01:00,\n"
+        f"A2,Bob,residential,{'x' * 250}@example.net,,,\n"
+        "A3,Carol,residential,carol@example.net,198.51.100.0/24,2025-01-01,\n"
+    )
+    call_command("import_allocations", str(path), "--no-progress")
+    from customers.models import Allocation, Customer
+
+    assert list(Customer.objects.values_list("account", flat=True)) == ["A3"]
+    assert Allocation.objects.get().network == "198.51.100.0/24"

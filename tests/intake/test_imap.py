@@ -261,3 +261,17 @@ def test_imaplib_raises_for_a_missing_folder_and_so_do_we(imap_server):
         with pytest.raises(imaplib.IMAP4.error):
             conn.close()  # nothing selected
         conn.logout()
+
+
+def test_held_mail_does_not_crowd_new_mail_out_of_a_batch(imap_server):
+    imap_server.append(mail(1, extra=b"x" * 5000))
+    imap_server.append(mail(2, extra=b"y" * 5000))
+    imap_server.append(mail(3))
+    store = Recorder()
+    first = poll_mailbox(config_for(imap_server, max_bytes=1000, batch=2), store=store)
+    assert (first.skipped, first.stored) == (2, 0)
+    second = poll_mailbox(config_for(imap_server, max_bytes=1000, batch=2), store=store)
+    assert store.stored == [mail(3)]
+    assert (second.found, second.stored) == (1, 1)
+    held = [flags for raw, flags in imap_server.messages() if len(raw) > 1000]
+    assert len(held) == 2 and all("$AbusedeskHeld" in f for f in held)
