@@ -91,3 +91,40 @@ def test_production_start_up_needs_a_database_url():
     assert done.returncode != 0
     assert "DATABASE_URL is not set" in done.stderr
     assert InboundMessage.objects.count() == 0
+
+
+@pytest.fixture
+def database_refuses_one_address(db):
+    """A trigger that makes the database refuse reports of 198.51.100.66, as a real fault would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.ip = '198.51.100.66' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_report BEFORE INSERT ON cases_report "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_report()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER refuse_report BEFORE INSERT ON cases_report WHEN NEW.ip = '198.51.100.66' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    yield
+
+
+def test_a_message_the_database_refuses_does_not_hold_up_its_batch(database_refuses_one_address):
+    customer_with("198.51.100.0/24", "B-1")
+    bad, _ = receive(complaint(10, "198.51.100.66"), "email")
+    good, _ = receive(complaint(11, "198.51.100.67"), "email")
+    process_pending(limit=10)
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert good.status == ParseStatus.PARSED
+    assert bad.status == ParseStatus.UNPARSED
+    assert "could not be filed" in bad.parse_error
+    assert list(Report.objects.values_list("ip", flat=True)) == ["198.51.100.67"]
