@@ -297,7 +297,11 @@ def _file_batch(
 def _relax_commit() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: left to COMMIT, the
+            # 50,000 checks of a big feed run after this transaction has updated the very
+            # message and case rows they lock (FOR KEY SHARE), which PostgreSQL makes slow.
+            # Checked as each INSERT ends, they take their locks before those updates.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF; SET CONSTRAINTS ALL IMMEDIATE")
 
 
 # --- resolution in bulk -------------------------------------------------------------------
@@ -400,16 +404,33 @@ def record_reports(
     return _record_pairs([(event, message) for event in events], actor=actor)
 
 
+@dataclass
+class _Filing:
+    """What a batch of events has done so far: cases are written once, at the end.
+
+    Updating the same case rows once per chunk would leave a new row version per chunk inside
+    one transaction, and every later foreign-key check on those cases walks all of them.
+    """
+
+    summary: IntakeSummary = field(default_factory=IntakeSummary)
+    cases: dict[tuple[int, str], Case] = field(default_factory=dict)
+    reports: dict[int, list[Report]] = field(default_factory=lambda: defaultdict(list))
+
+
 def _record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, actor=None) -> IntakeSummary:
-    summary = IntakeSummary()
     clean = []
     for event, message in pairs:
         try:
             clean.append((_clean_event(event), message))
         except ValueError:
             log.warning("dropping an event with an invalid ip/time from message %s", getattr(message, "pk", None))
-    for start in range(0, len(clean), CHUNK):
-        _record_chunk(clean[start : start + CHUNK], actor=actor, summary=summary)
+    filing = _Filing()
+    # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole batch.
+    with transaction.atomic(savepoint=False):
+        for start in range(0, len(clean), CHUNK):
+            _record_chunk_locked(clean[start : start + CHUNK], actor=actor, filing=filing)
+        _finish_cases(filing, actor=actor)
+    summary = filing.summary
     if summary.new_report_ids and getattr(settings, "ENRICHMENT_ENABLED", True):
         _queue_enrichment(summary.new_report_ids)
     return summary
@@ -442,15 +463,8 @@ def _duplicate_window() -> timedelta:
     return timedelta(minutes=cached[1])
 
 
-def _record_chunk(pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, summary: IntakeSummary) -> None:
-    # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole batch.
-    with transaction.atomic(savepoint=False):
-        _record_chunk_locked(pairs, actor=actor, summary=summary)
-
-
-def _record_chunk_locked(
-    pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, summary: IntakeSummary
-) -> None:
+def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, filing: _Filing) -> None:
+    summary = filing.summary
     now = timezone.now()
     events = [event for event, _ in pairs]
     resolved = resolve_many((e.ip, e.occurred_at) for e in events)
@@ -517,33 +531,44 @@ def _record_chunk_locked(
     for _, r in fresh:
         if r.customer_id:
             groups[(r.customer_id, r.category)].append(r)
-    case_for, opened = _open_cases_for(groups, now=now, actor=actor)
+    new_keys = {key: reports for key, reports in groups.items() if key not in filing.cases}
+    case_for, opened = _open_cases_for(new_keys, now=now, actor=actor)
+    filing.cases.update(case_for)
+    summary.cases_opened += len(opened)
     for key, reports in groups.items():
+        case = filing.cases[key]
         for r in reports:
-            r.case = case_for[key]
+            r.case = case
 
     _insert_reports([r for _, r in fresh])
     summary.created += len(fresh)
     summary.unassigned += len(no_customer)
     summary.new_report_ids.extend(r.pk for _, r in fresh)
+    for key, reports in groups.items():
+        filing.reports[filing.cases[key].pk].extend(reports)
 
     for _, original in pending_dups:
         dup_counts[original.pk] += 1
     for pk, count in dup_counts.items():
         Report.objects.filter(pk=pk).update(duplicate_count=F("duplicate_count") + count)
 
-    # The cases are locked (select_for_update in _open_cases_for), so computing the new
-    # counters here and writing them with one bulk UPDATE is safe.
+
+def _finish_cases(filing: _Filing, *, actor) -> None:
+    """Write each touched case's counters once, and one audit row per case for the batch."""
+    now = timezone.now()
+    by_pk = {case.pk: case for case in filing.cases.values()}
     audit = []
     changed = []
-    for key, reports in groups.items():
-        case = case_for[key]
+    for pk, reports in filing.reports.items():
+        # The cases are locked (select_for_update in _open_cases_for), so computing the new
+        # counters here and writing them with one bulk UPDATE is safe.
+        case = by_pk[pk]
         case.report_count += len(reports)
         case.first_report_at = min([case.first_report_at, *(r.occurred_at for r in reports)])
         case.last_report_at = max([case.last_report_at, *(r.occurred_at for r in reports)])
         case.updated_at = now
         changed.append(case)
-        summary.cases_updated.add(case.pk)
+        filing.summary.cases_updated.add(case.pk)
         note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
         sources = {r.message_id for r in reports if r.message_id}
         if len(sources) == 1:
@@ -564,7 +589,6 @@ def _record_chunk_locked(
         )
     _write_case_counters(changed)
     CaseEvent.objects.bulk_create(audit, batch_size=1000)
-    summary.cases_opened += len(opened)
 
 
 def _insert_reports(reports: list[Report]) -> None:
