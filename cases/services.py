@@ -415,6 +415,34 @@ class _Filing:
     summary: IntakeSummary = field(default_factory=IntakeSummary)
     cases: dict[tuple[int, str], Case] = field(default_factory=dict)
     reports: dict[int, list[Report]] = field(default_factory=lambda: defaultdict(list))
+    window: timedelta = timedelta(0)
+    event_keys: dict[int, str] = field(default_factory=dict)  # id(event) -> dedupe key
+    known: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)  # stored before this batch
+    fresh_by_key: dict[str, list[Report]] = field(default_factory=lambda: defaultdict(list))  # this batch
+
+    def load_known(self, events: list[ParsedEvent]) -> None:
+        """Stored reports that events may repeat: the same ip, category and reporter within the window.
+
+        Asked once, before the batch inserts anything: a table that grows inside the transaction
+        while the planner's statistics still describe it as small must not be scanned per chunk.
+        """
+        self.window = _duplicate_window()
+        self.event_keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e in events}
+        if not events:
+            return
+        lo = min(e.occurred_at for e in events) - self.window
+        hi = max(e.occurred_at for e in events) + self.window
+        keys = list(set(self.event_keys.values()))
+        known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        for start in range(0, len(keys), 1000):
+            for key, at, pk in Report.objects.filter(
+                dedupe_key__in=keys[start : start + 1000],
+                occurred_at__gte=lo,
+                occurred_at__lte=hi,
+                duplicate_of__isnull=True,
+            ).values_list("dedupe_key", "occurred_at", "pk"):
+                known[key].append((at, pk))
+        self.known = known
 
 
 def _record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, actor=None) -> IntakeSummary:
@@ -427,6 +455,7 @@ def _record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *,
     filing = _Filing()
     # Inside a caller's transaction a savepoint buys nothing: any error aborts the whole batch.
     with transaction.atomic(savepoint=False):
+        filing.load_known([event for event, _ in clean])
         for start in range(0, len(clean), CHUNK):
             _record_chunk_locked(clean[start : start + CHUNK], actor=actor, filing=filing)
         _finish_cases(filing, actor=actor)
@@ -468,25 +497,16 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     now = timezone.now()
     events = [event for event, _ in pairs]
     resolved = resolve_many((e.ip, e.occurred_at) for e in events)
-    window = _duplicate_window()
-
-    # Duplicates: the same ip, category and reporter within the window, already stored or earlier in this chunk.
-    keys = {dedupe_key(e.ip, e.category, e.reporter) for e in events}
-    lo = min(e.occurred_at for e in events) - window
-    hi = max(e.occurred_at for e in events) + window
-    known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for key_list in (list(keys)[i : i + 500] for i in range(0, len(keys), 500)):
-        for key, at, pk in Report.objects.filter(
-            dedupe_key__in=key_list, occurred_at__gte=lo, occurred_at__lte=hi, duplicate_of__isnull=True
-        ).values_list("dedupe_key", "occurred_at", "pk"):
-            known[key].append((at, pk))
+    event_keys = filing.event_keys
+    window = filing.window
+    known = filing.known
 
     fresh: list[tuple[ParsedEvent, Report]] = []
-    fresh_by_key: dict[str, list[Report]] = defaultdict(list)
+    fresh_by_key = filing.fresh_by_key
     dup_counts: dict[int, int] = defaultdict(int)
     pending_dups: list[tuple[ParsedEvent, Report]] = []
     for event, message in pairs:
-        key = dedupe_key(event.ip, event.category, event.reporter)
+        key = event_keys[id(event)]
         original = next((pk for at, pk in known.get(key, ()) if abs(at - event.occurred_at) <= window), None)
         if original is not None:
             dup_counts[original] += 1

@@ -111,3 +111,15 @@ def test_invalid_events_are_dropped_not_stored():
     summary = record_reports([good, bad])
     assert summary.created == 1
     assert list(Report.objects.values_list("ip", flat=True)) == ["198.51.100.7"]
+
+
+def test_a_duplicate_in_a_later_chunk_of_the_same_batch_is_caught():
+    customer_with("10.0.0.0/16", "BIG")
+    events = [event(f"10.0.{n // 256}.{n % 256}", reporter="feed@x.example") for n in range(1200)]
+    events.append(event("10.0.0.5", at=T0 + timedelta(minutes=1), reporter="feed@x.example"))
+    summary = record_reports(events)
+    assert (summary.created, summary.duplicates) == (1200, 1)
+    assert Report.objects.get(ip="10.0.0.5").duplicate_count == 1
+    case = Case.objects.get()
+    assert case.report_count == 1200
+    assert CaseEvent.objects.filter(case=case, kind="reports_added").count() == 1
