@@ -123,7 +123,8 @@ class AllocationQuerySet(models.QuerySet):
 
 
 class Allocation(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="allocations")
+    # No index of its own: allocation_customer_idx (customer, valid_from) serves customer look-ups.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="allocations", db_index=False)
     # Canonical text form from ipaddress (compressed IPv6). resolve() looks up the exact
     # strings of every prefix that could cover an address, so this must stay canonical.
     network = models.CharField(max_length=49)
