@@ -38,10 +38,10 @@ def _page(request: HttpRequest, queryset):
 
 @role_required(NOC)
 def home(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "open")
+    status = request.GET.get("status", "active")
     category = request.GET.get("category", "")
     cases = Case.objects.select_related("customer", "assignee")
-    if status == "open":
+    if status == "active":  # the working queue: open and waiting on the customer
         cases = cases.open()
     elif status in CaseStatus.values:
         cases = cases.filter(status=status)

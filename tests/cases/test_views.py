@@ -217,3 +217,23 @@ def test_the_queue_finds_cases_by_ip_account_or_name(client, noc_user, query, ex
     client.force_login(noc_user)
     response = client.get(reverse("cases:home"), {"q": query})
     assert sorted(c.customer.account for c in response.context["page"]) == expected
+
+
+def test_the_queue_filters_by_status(client, noc_user):
+    from cases.services import change_case_status
+
+    customer_with("198.51.100.0/24", "B-1")
+    customer_with("203.0.113.0/24", "B-2")
+    record_reports([event("198.51.100.7"), event("203.0.113.5")])
+    change_case_status(Case.objects.get(customer__account="B-2"), CaseStatus.WAITING, actor=noc_user)
+    client.force_login(noc_user)
+
+    def accounts(**params):
+        response = client.get(reverse("cases:home"), params)
+        return sorted(c.customer.account for c in response.context["page"])
+
+    assert accounts() == ["B-1", "B-2"]
+    assert accounts(status="open") == ["B-1"]
+    assert accounts(status="waiting") == ["B-2"]
+    assert accounts(status="resolved") == []
+    assert b'value="active" selected' in client.get(reverse("cases:home")).content
