@@ -2,7 +2,7 @@
 
 Every variable is listed, with its default, in .env.example. The defaults are for a
 developer's machine: SQLite, tasks run in-process, mail written to files under var/.
-With DEBUG off, a missing SECRET_KEY or ALLOWED_HOSTS stops start-up.
+With DEBUG off, a missing SECRET_KEY, ALLOWED_HOSTS or DATABASE_URL stops start-up.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", default=False)
+# On by default, so a developer's machine and manage.py start with no environment at all.
+# Production sets DEBUG=false (.env.example, docker-compose.yml), and then a missing
+# SECRET_KEY, ALLOWED_HOSTS or DATABASE_URL stops start-up.
+DEBUG = env_bool("DEBUG", default=True)
 
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:

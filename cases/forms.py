@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from cases.models import Category
+from cases.models import CASE_TRANSITIONS, Case, CaseStatus, Category
 
 MAX_UPLOAD_FILES = 50
 
@@ -104,9 +104,12 @@ class NoteForm(forms.Form):
 
 
 class StatusForm(forms.Form):
+    """The statuses a case may move to from where it is (CASE_TRANSITIONS), in workflow order."""
+
     status = forms.ChoiceField(choices=[])
     note = forms.CharField(required=False, max_length=2000)
 
-    def __init__(self, *args, allowed: list[tuple[str, str]], **kwargs):
+    def __init__(self, *args, case: Case, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = allowed
+        allowed = CASE_TRANSITIONS.get(case.status, set())
+        self.fields["status"].choices = [(s.value, s.label) for s in CaseStatus if s in allowed]

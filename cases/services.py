@@ -140,10 +140,9 @@ def _queue_parse(message_id: int) -> None:
 def is_ours(ip: str) -> bool:
     """Whether any allocation, at any time, covers ip. Used by parsers to rank candidate IPs."""
     try:
-        addr = normalize_ip(ip)
-    except ValueError:
+        return bool(_ever_ours([ip]))
+    except ValueError:  # not an address
         return False
-    return Allocation.objects.filter(network__in=candidate_networks(addr)).exists()
 
 
 @dataclass
@@ -154,6 +153,7 @@ class IntakeSummary:
     cases_opened: int = 0
     cases_updated: set[int] = field(default_factory=set)
     new_report_ids: list[int] = field(default_factory=list)
+    first_report_by_ip: dict[str, int] = field(default_factory=dict)  # one enrichment per address
 
 
 # A worker takes up to this many waiting messages at once: when mail arrives faster than it
@@ -198,6 +198,13 @@ def process_pending(*, first: int | None = None, limit: int = BATCH, actor=None)
             status=ParseStatus.PARSING, claimed_at=now
         )
     return _process_claimed(ids, actor=actor)
+
+
+def release_stale_claims(*, older_than: datetime) -> int:
+    """Give back messages claimed before older_than: the worker that took them died mid-batch."""
+    return InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_at__lt=older_than).update(
+        status=ParseStatus.NEW, claimed_at=None
+    )
 
 
 def _parse_stored(message: InboundMessage) -> ParseResult:
@@ -264,6 +271,8 @@ def _process_claimed(ids: list[int], *, actor=None) -> IntakeSummary:
             summary.cases_opened += one.cases_opened
             summary.cases_updated |= one.cases_updated
             summary.new_report_ids += one.new_report_ids
+            for ip, pk in one.first_report_by_ip.items():
+                summary.first_report_by_ip.setdefault(ip, pk)
     return summary
 
 
@@ -460,22 +469,16 @@ def _record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *,
             _record_chunk_locked(clean[start : start + CHUNK], actor=actor, filing=filing)
         _finish_cases(filing, actor=actor)
     summary = filing.summary
-    if summary.new_report_ids and getattr(settings, "ENRICHMENT_ENABLED", True):
-        _queue_enrichment(summary.new_report_ids)
+    if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
+        _queue_enrichment(list(summary.first_report_by_ip.values()))
     return summary
 
 
 def _queue_enrichment(report_ids: list[int]) -> None:
-    try:
-        from cases.tasks import enrich_report_task
-    except ImportError:
-        return
-    # One look-up per distinct IP is enough: the enrichment cache serves the rest.
-    seen: set[str] = set()
-    for pk, ip in Report.objects.filter(pk__in=report_ids).values_list("pk", "ip"):
-        if ip in seen:
-            continue
-        seen.add(ip)
+    from cases.tasks import enrich_report_task
+
+    # One look-up per distinct IP is enough: the task fills in the other reports of that IP.
+    for pk in report_ids:
         transaction.on_commit(lambda pk=pk: enrich_report_task.delay(pk))
 
 
@@ -564,6 +567,8 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     summary.created += len(fresh)
     summary.unassigned += len(no_customer)
     summary.new_report_ids.extend(r.pk for _, r in fresh)
+    for _, r in fresh:
+        summary.first_report_by_ip.setdefault(r.ip, r.pk)
     for key, reports in groups.items():
         filing.reports[filing.cases[key].pk].extend(reports)
 
@@ -767,6 +772,7 @@ def _open_case_for(customer_id: int, category: str, reports: list[Report], *, no
 # --- hand-made reports -----------------------------------------------------------------------
 
 
+@transaction.atomic
 def enter_report(
     *,
     ip: str,
@@ -809,19 +815,18 @@ def enter_report(
             "text": text,
         }
         raw = json.dumps(payload, sort_keys=True, indent=1).encode()
-        with transaction.atomic():
-            message = InboundMessage.objects.create(
-                raw=raw,
-                size=len(raw),
-                sha256=hashlib.sha256(raw).hexdigest(),
-                subject=f"Complaint entered by {actor.get_username()}"[:500],
-                sender=(reporter or reporter_org)[:500],
-                channel="web",
-                received_by=actor,
-                status=ParseStatus.PARSED,
-                format="manual",
-                parsed_at=timezone.now(),
-            )
+        message = InboundMessage.objects.create(
+            raw=raw,
+            size=len(raw),
+            sha256=hashlib.sha256(raw).hexdigest(),
+            subject=f"Complaint entered by {actor.get_username()}"[:500],
+            sender=(reporter or reporter_org)[:500],
+            channel="web",
+            received_by=actor,
+            status=ParseStatus.PARSED,
+            format="manual",
+            parsed_at=timezone.now(),
+        )
     summary = record_reports([event], message=message, actor=actor)
     InboundMessage.objects.filter(pk=message.pk).update(
         status=ParseStatus.PARSED,

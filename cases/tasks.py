@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 from celery import shared_task
@@ -30,10 +29,7 @@ def parse_message_task(message_id: int) -> None:
 def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) -> int:
     """Queue again what was stored but never parsed (the broker was down, a worker died)."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    # A worker that died mid-batch leaves its claim behind; a claim this old is released.
-    InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_at__lt=cutoff).update(
-        status=ParseStatus.NEW, claimed_at=None
-    )
+    services.release_stale_claims(older_than=cutoff)
     ids = list(
         InboundMessage.objects.filter(status=ParseStatus.NEW, received_at__lt=cutoff)
         .order_by("received_at")
@@ -44,5 +40,6 @@ def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) ->
     return len(ids)
 
 
-with contextlib.suppress(ImportError):  # enrichment and IMAP polling: their own module (network I/O)
-    from cases.tasks_intake_io import enrich_report_task, poll_imap_task  # noqa: F401
+# Enrichment and IMAP polling live in their own module (network I/O); importing them here
+# registers them with the worker, which only discovers modules named tasks.
+from cases.tasks_intake_io import enrich_report_task, poll_imap_task  # noqa: E402, F401

@@ -19,7 +19,6 @@ from abusedesk.roles import NOC, role_required
 from cases import services
 from cases.forms import ComplaintForm, NoteForm, StatusForm, UploadForm
 from cases.models import (
-    CASE_TRANSITIONS,
     Case,
     CaseStatus,
     Category,
@@ -79,7 +78,6 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     reports = case.reports.select_related("message").order_by("-occurred_at")[:200]
     events = case.events.select_related("actor", "report").order_by("-at", "-id")[:200]
-    allowed = [(s.value, s.label) for s in CaseStatus if s in CASE_TRANSITIONS.get(case.status, ())]
     return render(
         request,
         "cases/case_detail.html",
@@ -88,7 +86,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "reports": reports,
             "events": events,
             "note_form": NoteForm(),
-            "status_form": StatusForm(allowed=allowed) if allowed else None,
+            "status_form": StatusForm(case=case),
             "contacts": case.customer.contacts.all(),
         },
     )
@@ -111,8 +109,7 @@ def case_note(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(NOC)
 def case_status(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
-    allowed = [(s, s) for s in CASE_TRANSITIONS.get(case.status, ())]
-    form = StatusForm(request.POST, allowed=allowed)
+    form = StatusForm(request.POST, case=case)
     if not form.is_valid():
         messages.error(request, "That status change is not possible.")
         return redirect(case)
@@ -150,9 +147,12 @@ def message_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@role_required(NOC)
-def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(InboundMessage.objects.select_related("received_by"), pk=pk)
+def _event_form(message: InboundMessage, data=None) -> ComplaintForm:
+    action = reverse("cases:message_add_event", args=[message.pk])
+    return ComplaintForm(data, submit_label="File this event", action=action)
+
+
+def _render_message(request: HttpRequest, message: InboundMessage, form: ComplaintForm, status: int = 200):
     raw = bytes(message.raw[:RAW_PREVIEW_BYTES])
     reports = message.reports.select_related("customer", "case").order_by("-occurred_at")[:200]
     return render(
@@ -163,9 +163,16 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "raw_preview": raw.decode("utf-8", errors="replace"),
             "raw_cut": message.size > RAW_PREVIEW_BYTES,
             "reports": reports,
-            "form": ComplaintForm(submit_label="File this event", action=reverse("cases:message_add_event", args=[pk])),
+            "form": form,
         },
+        status=status,
     )
+
+
+@role_required(NOC)
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(InboundMessage.objects.select_related("received_by"), pk=pk)
+    return _render_message(request, message, _event_form(message))
 
 
 @role_required(NOC)
@@ -197,24 +204,10 @@ def message_reparse(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(NOC)
 def message_add_event(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(InboundMessage, pk=pk)
-    form = ComplaintForm(
-        request.POST, submit_label="File this event", action=reverse("cases:message_add_event", args=[pk])
-    )
+    message = get_object_or_404(InboundMessage.objects.select_related("received_by"), pk=pk)
+    form = _event_form(message, request.POST)
     if not form.is_valid():
-        raw = bytes(message.raw[:RAW_PREVIEW_BYTES])
-        return render(
-            request,
-            "cases/message_detail.html",
-            {
-                "message": message,
-                "raw_preview": raw.decode("utf-8", errors="replace"),
-                "raw_cut": message.size > RAW_PREVIEW_BYTES,
-                "reports": message.reports.select_related("customer", "case")[:200],
-                "form": form,
-            },
-            status=400,
-        )
+        return _render_message(request, message, form, status=400)
     try:
         _, summary = services.enter_report(message=message, actor=request.user, **form.cleaned_data)
     except services.TransitionError as exc:

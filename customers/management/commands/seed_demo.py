@@ -247,6 +247,7 @@ class Command(BaseCommand):
                 f"The database already has {existing} customers; seed_demo fills an empty one. "
                 "Use --if-empty to keep them and only create missing demo users."
             )
+        ensure_policies()  # first: the demo reports' intake reads its duplicate window
         if existing:
             self.stdout.write(f"Demo data is already there ({existing} customers); leaving it as it is.")
         else:
@@ -257,11 +258,9 @@ class Command(BaseCommand):
                 f"Created {counts.customers} customers, {counts.contacts} contacts and {counts.allocations} "
                 f"allocations ({counts.leases} lease sessions over {options['days']} days)."
             )
-            ensure_policies()
             if not options["no_reports"]:
                 stored = seed_demo_reports(random.Random(options["seed"]))
                 self.stdout.write(f"Received {stored} demo abuse reports (see the queue and the inbox).")
-        ensure_policies()
         self.make_users(options["password"], only_missing=options["if_empty"])
 
     def make_users(self, password: str | None, *, only_missing: bool) -> None:
