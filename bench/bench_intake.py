@@ -104,7 +104,7 @@ def main() -> None:
 
     from cases import intake
     from cases.models import Case, InboundMessage, Report
-    from cases.services import receive
+    from cases.services.intake import receive
     from customers.models import Allocation, Customer
 
     call_command("migrate", verbosity=0)

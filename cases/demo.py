@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.test import override_settings
 from django.utils import timezone
 
-from cases.services import receive
+from cases.services.intake import receive
 from customers.models import Allocation
 
 RFC2822 = "%a, %d %b %Y %H:%M:%S +0000"

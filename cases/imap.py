@@ -21,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from cases.services.intake import receive
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 30.0
@@ -100,8 +102,6 @@ def _quote(mailbox: str) -> str:
 
 
 def _default_store(raw: bytes) -> object:
-    from cases.services import receive
-
     return receive(raw, "imap")
 
 
@@ -206,7 +206,7 @@ def poll_mailbox(
 
     config: an ImapConfig, any settings-like object with IMAP_* attributes, or None for settings.
     store: takes the raw bytes and must have committed them when it returns; defaults to
-    cases.services.receive(raw, "imap"). Raises ImapPollError when the mailbox cannot be opened.
+    cases.services.intake.receive(raw, "imap"). Raises ImapPollError when the mailbox cannot be opened.
     """
     if not isinstance(config, ImapConfig):
         config = ImapConfig.from_settings(config)

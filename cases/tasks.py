@@ -8,8 +8,8 @@ from celery import shared_task
 from django.db import DatabaseError, OperationalError
 from django.utils import timezone
 
-from cases import services
 from cases.models import InboundMessage, ParseStatus
+from cases.services import intake
 
 
 @shared_task(
@@ -22,14 +22,14 @@ from cases.models import InboundMessage, ParseStatus
 def parse_message_task(message_id: int) -> None:
     # Takes this message and whatever else is waiting (a batch), unless another worker
     # already took it; either way the message is parsed once.
-    services.process_pending(first=message_id)
+    intake.process_pending(first=message_id)
 
 
 @shared_task
 def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) -> int:
     """Queue again what was stored but never parsed (the broker was down, a worker died)."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    services.release_stale_claims(older_than=cutoff)
+    intake.release_stale_claims(older_than=cutoff)
     ids = list(
         InboundMessage.objects.filter(status=ParseStatus.NEW, received_at__lt=cutoff)
         .order_by("received_at")

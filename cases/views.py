@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from abusedesk.roles import NOC, role_required
-from cases import services
 from cases.forms import ComplaintForm, NoteForm, StatusForm, UploadForm
 from cases.models import (
     Case,
@@ -26,6 +25,9 @@ from cases.models import (
     ParseStatus,
     Report,
 )
+from cases.services import intake, workflow
+from cases.services.common import TransitionError, storable
+from cases.services.filing import IntakeSummary
 
 PAGE_SIZE = 50
 RAW_PREVIEW_BYTES = 64 * 1024
@@ -46,7 +48,7 @@ def home(request: HttpRequest) -> HttpResponse:
         cases = cases.filter(status=status)
     if category in Category.values:
         cases = cases.filter(category=category)
-    query = services.storable(request.GET.get("q", "")).strip()[:200]
+    query = storable(request.GET.get("q", "")).strip()[:200]
     if query:
         cases = cases.search(query)
     counts = {
@@ -98,7 +100,7 @@ def case_note(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     form = NoteForm(request.POST)
     if form.is_valid():
-        services.add_case_note(case, form.cleaned_data["note"], actor=request.user)
+        workflow.add_case_note(case, form.cleaned_data["note"], actor=request.user)
         messages.success(request, "Note added.")
     else:
         messages.error(request, "A note cannot be empty.")
@@ -114,10 +116,10 @@ def case_status(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "That status change is not possible.")
         return redirect(case)
     try:
-        services.change_case_status(
+        workflow.change_case_status(
             case, form.cleaned_data["status"], actor=request.user, note=form.cleaned_data["note"]
         )
-    except services.TransitionError as exc:
+    except TransitionError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Status changed.")
@@ -128,7 +130,7 @@ def case_status(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(NOC)
 def case_take(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
-    services.assign_case(case, request.user, actor=request.user)
+    workflow.assign_case(case, request.user, actor=request.user)
     messages.success(request, "The case is yours.")
     return redirect(case)
 
@@ -189,8 +191,8 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 def message_reparse(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(InboundMessage, pk=pk)
     try:
-        summary = services.reparse_message(message, actor=request.user)
-    except services.TransitionError as exc:
+        summary = intake.reparse_message(message, actor=request.user)
+    except TransitionError as exc:
         messages.error(request, str(exc))
         return redirect(message)
     message.refresh_from_db(fields=["status", "parse_error"])
@@ -209,15 +211,15 @@ def message_add_event(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _render_message(request, message, form, status=400)
     try:
-        _, summary = services.enter_report(message=message, actor=request.user, **form.cleaned_data)
-    except services.TransitionError as exc:
+        _, summary = intake.enter_report(message=message, actor=request.user, **form.cleaned_data)
+    except TransitionError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, _summary_text(summary))
     return redirect(message)
 
 
-def _summary_text(summary: services.IntakeSummary) -> str:
+def _summary_text(summary: IntakeSummary) -> str:
     if summary.duplicates and not summary.created:
         return "Already on file: counted as a duplicate."
     if summary.unassigned:
@@ -229,7 +231,7 @@ def _summary_text(summary: services.IntakeSummary) -> str:
 def complaint_new(request: HttpRequest) -> HttpResponse:
     form = ComplaintForm(request.POST) if request.method == "POST" else ComplaintForm()
     if request.method == "POST" and form.is_valid():
-        message, summary = services.enter_report(actor=request.user, **form.cleaned_data)
+        message, summary = intake.enter_report(actor=request.user, **form.cleaned_data)
         messages.success(request, _summary_text(summary))
         case_id = message.reports.values_list("case_id", flat=True).first()
         return redirect("cases:case_detail", pk=case_id) if case_id else redirect(message)
@@ -242,7 +244,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         stored = again = 0
         for f in form.cleaned_data["files"]:
-            _, created = services.receive(f.read(), "upload", actor=request.user)
+            _, created = intake.receive(f.read(), "upload", actor=request.user)
             stored += created
             again += not created
         messages.success(request, f"Stored {stored} message(s){f'; {again} were already stored' if again else ''}.")

@@ -3,7 +3,7 @@
 Entry point::
 
     parse(raw: bytes, *, received_at: datetime | None = None,
-          is_ours: Callable[[str], bool] | None = None) -> ParseResult
+          are_ours: Callable[[Iterable[str]], set[str]] | None = None) -> ParseResult
 
 Each format lives in its own module with ``detect(msg, raw) -> bool`` and
 ``parse(msg, raw, *, received_at) -> list[ParsedEvent]`` (raising base.ParseError with a reason).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import ModuleType
 
@@ -59,10 +59,10 @@ def _format_of(module: ModuleType, name: str, events: list[ParsedEvent]) -> str:
     return events[0].format if events and events[0].format else getattr(module, "FORMAT", name)
 
 
-def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, is_ours) -> list[ParsedEvent]:
+def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours) -> list[ParsedEvent]:
     kwargs: dict = {"received_at": received_at}
-    if is_ours is not None and "is_ours" in inspect.signature(module.parse).parameters:
-        kwargs["is_ours"] = is_ours
+    if are_ours is not None and "are_ours" in inspect.signature(module.parse).parameters:
+        kwargs["are_ours"] = are_ours
     events = module.parse(msg, raw, **kwargs)
     return [e for e in (events or []) if isinstance(e, ParsedEvent)]
 
@@ -71,23 +71,23 @@ def parse(
     raw: bytes,
     *,
     received_at: datetime | None = None,
-    is_ours: Callable[[str], bool] | None = None,
+    are_ours: Callable[[Iterable[str]], set[str]] | None = None,
 ) -> ParseResult:
     """Detect the format of raw and parse it. Never raises.
 
     received_at (aware; default now) is the fallback incident time and the reference for rejecting
-    future dates. is_ours(ip) -> bool, when given, lets the free-text parser rank our addresses first.
+    future dates. are_ours(ips) -> the subset that is ours, when given, lets free text rank our addresses first.
     Raw that is not e-mail (a bare CSV or JSON body) is wrapped as a text/plain message first, so
     the feed parsers see it too (see mime.parse_message).
     """
     try:
-        return _parse(raw, received_at=received_at, is_ours=is_ours)
+        return _parse(raw, received_at=received_at, are_ours=are_ours)
     except Exception as exc:  # noqa: BLE001 — intake must keep the message and say why, whatever happened
         log.exception("intake parse failed")
         return ParseResult(format="", events=[], error=f"parser failure: {type(exc).__name__}: {str(exc)[:300]}")
 
 
-def _parse(raw: bytes, *, received_at: datetime | None, is_ours) -> ParseResult:
+def _parse(raw: bytes, *, received_at: datetime | None, are_ours) -> ParseResult:
     from . import mime
 
     if received_at is None or received_at.tzinfo is None:
@@ -112,7 +112,7 @@ def _parse(raw: bytes, *, received_at: datetime | None, is_ours) -> ParseResult:
         detected_any = True
         fmt = getattr(module, "FORMAT", name)
         try:
-            events = _run(module, msg, raw, received_at, is_ours)
+            events = _run(module, msg, raw, received_at, are_ours)
         except ParseError as exc:
             first_error = first_error or (fmt, str(exc) or "unreadable")
             continue
@@ -134,7 +134,7 @@ def _parse(raw: bytes, *, received_at: datetime | None, is_ours) -> ParseResult:
             return ParseResult(format=structured_error[0], events=[], error=structured_error[1])
         return ParseResult(format="", events=[], error="no parser recognised this message")
     try:
-        events = _run(fallback, msg, raw, received_at, is_ours)
+        events = _run(fallback, msg, raw, received_at, are_ours)
     except ParseError as exc:
         events, reason = [], str(exc) or "no report found in the text"
     else:

@@ -2,7 +2,7 @@
 
 There is no structure to trust, so this parser proposes candidates instead of facts: every address it
 finds becomes an event with a confidence, best first. The caller (which can ask the database) passes
-``is_ours`` so that addresses inside our allocations rank first; events[0] is the best guess and the
+``are_ours`` so that addresses inside our allocations rank first; events[0] is the best guess and the
 rest are alternatives a person can pick from.
 
 Where addresses come from, most trusted first:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 
@@ -92,7 +92,7 @@ def parse(
     raw: bytes,
     *,
     received_at: datetime,
-    is_ours: Callable[[str], bool] | None = None,
+    are_ours: Callable[[Iterable[str]], set[str]] | None = None,
 ) -> list[ParsedEvent]:
     now = received_at or datetime.now(UTC)
     subject = mime.header(msg, "Subject")
@@ -157,7 +157,7 @@ def parse(
             raise ParseError("the message has no readable text")
         raise ParseError("no valid IP address in the text, quoted headers or attachments")
 
-    ranked = _rank(list(candidates.values()), is_ours)[:MAX_CANDIDATES]
+    ranked = _rank(list(candidates.values()), are_ours)[:MAX_CANDIDATES]
     fallback_time, time_note = _fallback_time(msg, attached, text, now)
     category, category_sure = _category(subject, text, has_chain=bool(attached) or "received:" in text.lower())
     reporter = mime.address(msg, "Reply-To") if mime.is_bare(msg) else mime.address(msg, "From")
@@ -201,18 +201,18 @@ def _add_chain(hops: list[mime.Hop], entry_conf: float, where: str, add, exclude
             add(hop.from_ip, CONF_UPSTREAM, f"earlier hop of the {where}' Received chain", at=hop.at)
 
 
-def _rank(cands: list[_Candidate], is_ours: Callable[[str], bool] | None) -> list[_Candidate]:
-    ours: dict[str, bool] = {}
-    if is_ours is not None:
+def _rank(cands: list[_Candidate], are_ours: Callable[[Iterable[str]], set[str]] | None) -> list[_Candidate]:
+    ours: set[str] = set()
+    if are_ours is not None and cands:
+        try:
+            ours = set(are_ours([cand.ip for cand in cands]))  # one batched look-up per message
+        except Exception:  # noqa: BLE001 — a failing hint must not lose the report
+            ours = set()
         for cand in cands:
-            try:
-                ours[cand.ip] = bool(is_ours(cand.ip))
-            except Exception:  # noqa: BLE001 — a failing hint must not lose the report
-                ours[cand.ip] = False
-            if ours[cand.ip]:
+            if cand.ip in ours:
                 cand.confidence = min(OURS_CAP, cand.confidence + OURS_BONUS)
                 cand.why += ", inside our address space"
-    return sorted(cands, key=lambda c: (not ours.get(c.ip, False), -c.confidence, c.order))
+    return sorted(cands, key=lambda c: (c.ip not in ours, -c.confidence, c.order))
 
 
 def _fallback_time(msg: Message, attached: list[Message], text: str, now: datetime) -> tuple[datetime, str]:

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, InboundMessage, ParseStatus, Report
-from cases.services import process_message, process_pending, receive
+from cases.services.intake import process_message, process_pending, receive
 from cases.tasks import requeue_unparsed_messages
 from tests.cases.helpers import customer_with
 

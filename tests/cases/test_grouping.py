@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 
 from cases.models import Case, CaseEvent, CaseStatus, Report, UnassignedReason
-from cases.services import change_case_status, record_reports, resolve_many
-from customers.resolver import resolve
+from cases.services.filing import record_reports
+from cases.services.workflow import change_case_status
+from customers.resolver import resolve, resolve_many
 from tests.cases.helpers import T0, customer_with, event
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from cases.models import Case, InboundMessage, ParseStatus, Report
-from cases.services import process_pending, receive
+from cases.services.intake import process_pending, receive
 from tests.cases.helpers import customer_with
 
 pytestmark = pytest.mark.django_db

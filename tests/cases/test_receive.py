@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from cases.models import InboundMessage
-from cases.services import receive
+from cases.services.intake import receive
 
 pytestmark = pytest.mark.django_db
 

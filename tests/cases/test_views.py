@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cases.models import Case, CaseEvent, CaseStatus, InboundMessage, ParseStatus, Report
-from cases.services import record_reports
+from cases.services.filing import record_reports
 from tests.cases.helpers import T0, customer_with, event
 
 pytestmark = pytest.mark.django_db
@@ -220,7 +220,7 @@ def test_the_queue_finds_cases_by_ip_account_or_name(client, noc_user, query, ex
 
 
 def test_the_queue_filters_by_status(client, noc_user):
-    from cases.services import change_case_status
+    from cases.services.workflow import change_case_status
 
     customer_with("198.51.100.0/24", "B-1")
     customer_with("203.0.113.0/24", "B-2")

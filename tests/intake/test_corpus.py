@@ -39,11 +39,15 @@ def _require_corpus() -> None:
         )
 
 
+NOT_SAMPLES = {"LICENSE", "LICENCE", "COPYING", "README", "NOTICE"}
+
+
 def _on_disk() -> set[str]:
     found: set[str] = set()
     for folder in FOLDERS:
         for path in (CORPUS / folder).rglob("*"):
-            if path.is_file():
+            # Licence and read-me files travel with the samples; they are not reports.
+            if path.is_file() and path.stem.upper() not in NOT_SAMPLES:
                 found.add(path.relative_to(CORPUS).as_posix())
     return found
 

@@ -25,17 +25,25 @@ def test_plain_complaint_gives_candidates_best_first():
     assert result.events[0].confidence >= result.events[1].confidence
 
 
-def test_is_ours_puts_our_address_first():
-    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, is_ours=lambda ip: ip == "192.0.2.80")
+def test_are_ours_puts_our_address_first():
+    asked = []
+
+    def are_ours(ips):
+        asked.append(list(ips))
+        return {ip for ip in asked[-1] if ip == "192.0.2.80"}
+
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, are_ours=are_ours)
+    assert len(asked) == 1, "one batched look-up per message, not one per candidate"
+    assert "192.0.2.80" in asked[0] and len(asked[0]) > 1
     assert result.events[0].ip == "192.0.2.80"
     assert result.events[0].confidence > result.events[1].confidence
 
 
-def test_a_failing_is_ours_hint_is_ignored():
-    def broken(ip: str) -> bool:
+def test_a_failing_are_ours_hint_is_ignored():
+    def broken(ips) -> set[str]:
         raise RuntimeError("database down")
 
-    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, is_ours=broken)
+    result = parse(fixture("freetext_plain.eml"), received_at=RECEIVED_AT, are_ours=broken)
     assert result.events[0].ip == "198.51.100.44"
 
 

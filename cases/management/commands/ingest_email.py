@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from cases.models import Channel
-from cases.services import receive
+from cases.services.intake import receive
 
 EX_TEMPFAIL = 75
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,16 +28,16 @@ from cases.intake.base import ParseResult
 EVENT_KEYS = ("ip", "port", "occurred_at", "category", "reporter", "external_id")
 
 
-def _safe_is_ours(ip: str) -> bool:
+def _safe_are_ours(ips: Iterable[str]) -> set[str]:
     # The pipeline ranks free-text candidates by "is this address ours"; the command asks the same
     # question (a read) so its answer matches what intake would do. No database, no ranking: the
     # dispatcher must not see an exception from here.
-    from cases.services import is_ours
+    from customers.resolver import are_ours
 
     try:
-        return is_ours(ip)
+        return are_ours(ips)
     except DatabaseError:
-        return False
+        return set()
 
 
 def _received_at(value: str | None) -> datetime | None:
@@ -83,7 +84,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, files: list[str], as_json: bool, received_at: str | None, offline: bool, **options):
         at = _received_at(received_at)
-        is_ours = None if offline else _safe_is_ours
+        are_ours = None if offline else _safe_are_ours
         unreadable = 0
         for name in files:
             try:
@@ -93,7 +94,7 @@ class Command(BaseCommand):
                 obj = unreadable_object(name, f"cannot read the file: {exc.strerror or exc}")
                 self._emit(obj, as_json=as_json, result=None)
                 continue
-            result = intake.parse(raw, received_at=at, is_ours=is_ours)
+            result = intake.parse(raw, received_at=at, are_ours=are_ours)
             self._emit(report_object(name, result), as_json=as_json, result=result)
         if unreadable:
             raise CommandError(f"{unreadable} of {len(files)} file(s) could not be read", returncode=1)

@@ -30,7 +30,6 @@ from customers.models import (
     Contact,
     Customer,
     CustomerKind,
-    Standing,
 )
 
 ACTOR_LABEL = "seed_demo"
@@ -370,12 +369,10 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
     contacts: list[Contact] = []
     for i in range(n_residential):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        standing = rng.choices([Standing.GOOD, Standing.WARNED, Standing.SUSPENDED], weights=[92, 6, 2])[0]
         customer = Customer(
             account=f"R-{100001 + i}",
             name=f"{first} {last}",
             kind=CustomerKind.RESIDENTIAL,
-            standing=standing,
             created_at=start - timedelta(days=rng.randint(30, 2000)),
         )
         customers.append(customer)
@@ -392,7 +389,6 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
             account=f"B-{200001 + i}",
             name=name if i == 0 else f"{name} Ltd",
             kind=CustomerKind.BUSINESS,
-            standing=Standing.WARNED if rng.random() < 0.05 else Standing.GOOD,
             created_at=start - timedelta(days=rng.randint(60, 3000)),
         )
         customers.append(customer)

@@ -1,0 +1,23 @@
+"""The one way services hand work to the workers: by task name, after the transaction commits.
+
+Services never import cases.tasks (tasks import services), so there is no import circle:
+the task's module is imported here, by name, only when something is queued. A task queued
+inside a transaction that rolls back is never sent; outside a transaction it is sent at once.
+With no broker (CELERY_TASK_ALWAYS_EAGER) the task runs in-process after the commit.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.db import transaction
+
+
+def task(name: str):
+    module, _, attr = name.rpartition(".")
+    return getattr(import_module(module), attr)
+
+
+def enqueue_on_commit(name: str, *args, **kwargs) -> None:
+    """Queue the task `name` (dotted path) with args once the current transaction commits."""
+    transaction.on_commit(lambda: task(name).delay(*args, **kwargs))
