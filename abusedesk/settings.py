@@ -208,6 +208,24 @@ DNS_TIMEOUT = float(env("DNS_TIMEOUT", "2.0"))
 DNSBL_ZONES = env_list("DNSBL_ZONES", "zen.spamhaus.org,bl.spamcop.net")
 ENRICHMENT_ENABLED = env_bool("ENRICHMENT_ENABLED", default=True)
 
+# The ladder and its notices.
+# Customer links in notices (signed, no login) expire after this many days.
+CUSTOMER_LINK_MAX_AGE_DAYS = int(env("CUSTOMER_LINK_MAX_AGE_DAYS", "60"))
+# Where customers reply: notices set Reply-To to abuse+<case>@domain, threaded back onto the case.
+NOTICE_FROM_EMAIL = env("NOTICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+NOTICE_REPLY_TO = env("NOTICE_REPLY_TO", DEFAULT_FROM_EMAIL)
+# Sending: a notice is tried this many times (Celery retries with backoff), then marked failed.
+NOTICE_MAX_ATTEMPTS = int(env("NOTICE_MAX_ATTEMPTS", "6"))
+# A claim older than this belongs to a worker that died mid-send; the sweeper takes it back.
+NOTICE_CLAIM_TIMEOUT_SECONDS = int(env("NOTICE_CLAIM_TIMEOUT_SECONDS", "300"))
+# The provisioning webhook (restriction, suspension, reinstatement, termination). Empty URL:
+# each action is recorded as "to be done by hand" and shown so on the case.
+PROVISIONING_WEBHOOK_URL = env("PROVISIONING_WEBHOOK_URL")
+PROVISIONING_WEBHOOK_SECRET = env("PROVISIONING_WEBHOOK_SECRET") or (
+    Path(env("PROVISIONING_WEBHOOK_SECRET_FILE")).read_text().strip() if env("PROVISIONING_WEBHOOK_SECRET_FILE") else ""
+)
+PROVISIONING_WEBHOOK_TIMEOUT = float(env("PROVISIONING_WEBHOOK_TIMEOUT", "10"))
+
 # Limits on what a sender can make us store or show.
 INTAKE_MAX_MESSAGE_BYTES = int(env("INTAKE_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
 EVIDENCE_MAX_CHARS = int(env("EVIDENCE_MAX_CHARS", "8000"))

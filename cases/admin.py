@@ -137,11 +137,12 @@ class PolicyAdmin(admin.ModelAdmin):
     list_display = (
         "customer_kind",
         "grace_hours",
-        "reports_to_escalate",
-        "days_to_escalate",
-        "lookback_days",
-        "auto_first_notice",
-        "auto_warning",
+        "first_notice_mode",
+        "warning_mode",
+        "reports_for_warning",
+        "reports_for_suspension",
+        "repeat_window_days",
+        "probation_days",
     )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -76,15 +76,22 @@ class InboundMessage(models.Model):
         return reverse("cases:message_detail", args=[self.pk])
 
 
-class Rung(models.TextChoices):
-    NONE = "none", "No notice yet"
-    FIRST_NOTICE = "first_notice", "First notice"
-    WARNING = "warning", "Warning"
-    SUSPENSION = "suspension", "Suspension"
-    TERMINATION = "termination", "Termination"
+class Rung(models.IntegerChoices):
+    """The ladder, ordered: "rung >= warning" is a query. Audit rows store rung_key() names."""
+
+    NONE = 0, "No notice yet"
+    FIRST_NOTICE = 10, "First notice"
+    WARNING = 20, "Warning"
+    SUSPENSION = 30, "Suspension"
+    TERMINATION = 40, "Termination"
 
 
-RUNG_ORDER = [Rung.NONE, Rung.FIRST_NOTICE, Rung.WARNING, Rung.SUSPENSION, Rung.TERMINATION]
+RUNG_ORDER = list(Rung)
+
+
+def rung_key(rung: int) -> str:
+    """The machine key of a rung ("warning"), as audit rows store it."""
+    return Rung(rung).name.lower()
 
 
 class CaseStatus(models.TextChoices):
@@ -142,7 +149,20 @@ class Case(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
     category = models.CharField(max_length=24, choices=Category.choices)
     status = models.CharField(max_length=8, choices=CaseStatus.choices, default=CaseStatus.OPEN, db_index=True)
-    rung = models.CharField(max_length=16, choices=Rung.choices, default=Rung.NONE)
+    rung = models.PositiveSmallIntegerField(choices=Rung.choices, default=Rung.NONE)
+    # When the ladder next has something to decide (a grace period ends); the beat reads it.
+    escalation_due_at = models.DateTimeField(null=True, blank=True)
+    # A step the policy wants but a NOC member must confirm (business first notices).
+    proposed_rung = models.PositiveSmallIntegerField(choices=Rung.choices, null=True, blank=True)
+    proposal_reason = models.CharField(max_length=500, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    hold_reason = models.CharField(max_length=500, blank=True)
+    # A customer replied ("fixed"): escalation waits until a NOC member has read it.
+    awaiting_review = models.BooleanField(default=False)
+    restricted = models.CharField(max_length=16, blank=True, help_text="Restriction in force: port25, walled_garden.")
+    merged_into = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged")
+    # Bumped to revoke every customer link sent for this case (the link carries the version).
+    link_version = models.PositiveIntegerField(default=1)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_cases"
     )
@@ -166,13 +186,31 @@ class Case(models.Model):
                 name="case_one_open_per_customer_category",
             ),
         ]
-        indexes = [models.Index(fields=["status", "last_report_at"], name="case_queue_idx")]
+        indexes = [
+            models.Index(fields=["status", "last_report_at"], name="case_queue_idx"),
+            # The NOC queue (home page): open and waiting cases, newest report first.
+            models.Index(
+                fields=["-last_report_at"], condition=Q(status__in=["open", "waiting"]), name="case_open_queue_idx"
+            ),
+            # The beat's re-evaluation: open cases whose grace period or hold has run out.
+            models.Index(
+                fields=["escalation_due_at"],
+                condition=Q(status__in=["open", "waiting"], escalation_due_at__isnull=False),
+                name="case_escalation_due_idx",
+            ),
+            # A customer's escalation history and repeat-offender look-ups.
+            models.Index(fields=["customer", "rung"], name="case_customer_rung_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Case {self.pk}: {self.customer.account} {self.category}"
 
     def get_absolute_url(self) -> str:
         return reverse("cases:case_detail", args=[self.pk])
+
+    @property
+    def reference(self) -> str:
+        return f"AD-{self.pk}"
 
     @property
     def is_open(self) -> bool:
@@ -203,6 +241,17 @@ class Report(models.Model):
     external_id = models.CharField(max_length=255, blank=True)
     evidence = models.TextField(blank=True)
     confidence = models.FloatField(default=1.0)
+    # Trust: reports from unknown individuals count toward the ladder only once confirmed by a
+    # NOC member, or once enough distinct reporters say the same (Policy.distinct_reporters_to_count).
+    needs_confirmation = models.BooleanField(default=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Rejected as false by a NOC member: kept, never counted.
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejected_reason = models.CharField(max_length=500, blank=True)
+    # Reports with no reporter confidence (DMARC aggregates) never start a notice alone.
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="reports")
     allocation = models.ForeignKey(Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     case = models.ForeignKey(Case, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports")
@@ -239,7 +288,8 @@ class ActorKind(models.TextChoices):
 class CaseEvent(models.Model):
     """Append-only audit row for every change to a case. Values are machine keys."""
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
+    # PROTECT: the audit trail outlives any attempt to delete its case.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
     actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     kind = models.CharField(max_length=32)
@@ -260,10 +310,20 @@ class CaseEvent(models.Model):
 class NoticeKind(models.TextChoices):
     FIRST_NOTICE = "first_notice", "First notice"
     WARNING = "warning", "Warning"
+    RESTRICTION = "restriction", "Restriction"
     SUSPENSION = "suspension", "Suspension"
     TERMINATION = "termination", "Termination"
     REINSTATEMENT = "reinstatement", "Reinstatement"
     REPORTER_ACK = "reporter_ack", "Acknowledgement to reporter"
+
+
+# The notice each rung sends to the customer.
+RUNG_NOTICE = {
+    Rung.FIRST_NOTICE: NoticeKind.FIRST_NOTICE,
+    Rung.WARNING: NoticeKind.WARNING,
+    Rung.SUSPENSION: NoticeKind.SUSPENSION,
+    Rung.TERMINATION: NoticeKind.TERMINATION,
+}
 
 
 class NoticeStatus(models.TextChoices):
@@ -273,47 +333,110 @@ class NoticeStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class NoticeQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=NoticeStatus.PENDING)
+
+
 class Notice(models.Model):
     """The outbox: written with the decision, sent later by a worker that claims it."""
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notices")
+    # PROTECT: what was sent to a customer is part of the audit trail.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notices")
     kind = models.CharField(max_length=16, choices=NoticeKind.choices)
+    # One notice per decision: a retried escalation computes the same key and writes nothing.
+    key = models.CharField(max_length=100, unique=True)
+    report = models.ForeignKey(Report, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     recipients = models.JSONField(default=list)
     subject = models.CharField(max_length=255)
     body = models.TextField()
-    status = models.CharField(max_length=8, choices=NoticeStatus.choices, default=NoticeStatus.PENDING, db_index=True)
+    html_body = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=NoticeStatus.choices, default=NoticeStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Fixed when the row is written: a resend after a crash carries the same Message-ID.
+    message_id = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NoticeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The outbox sweeper (beat): pending notices, oldest first.
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="notice_outbox_idx"),
+            # Stale claims (a worker killed mid-send).
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notice_sending_idx"),
+            # The case page's notice timeline.
+            models.Index(fields=["case", "created_at"], name="notice_case_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} for case {self.case_id} ({self.status})"
 
 
+class NoticeTemplate(models.Model):
+    """An admin's wording for one kind of notice; without a row the built-in template is used."""
+
+    kind = models.CharField(max_length=16, choices=NoticeKind.choices, unique=True)
+    subject = models.CharField(max_length=255)
+    body_text = models.TextField(help_text="Django template syntax; see the preview for the variables.")
+    body_html = models.TextField(blank=True, help_text="Optional HTML alternative; variables are escaped.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class StepMode(models.TextChoices):
+    AUTO = "auto", "Automatic"
+    NOC = "noc", "A NOC member confirms"
+    MANAGER = "manager", "A manager approves"
+
+
 class Policy(models.Model):
-    """The escalation policy for one kind of customer."""
+    """The escalation policy for one kind of customer. Changed through ladder.update_policy (audited)."""
 
     customer_kind = models.CharField(max_length=16, choices=CustomerKind.choices, unique=True)
-    grace_hours = models.PositiveIntegerField(default=72, help_text="Time the customer has after a notice.")
-    reports_to_escalate = models.PositiveIntegerField(
-        default=3, help_text="Further reports after the grace period that move a case up a rung."
+    window_days = models.PositiveIntegerField(default=30, help_text="Reports older than this do not count.")
+    reports_for_first_notice = models.PositiveIntegerField(default=1)
+    reports_for_warning = models.PositiveIntegerField(
+        default=1, help_text="Further reports, after the first notice's grace period, that bring a warning."
     )
-    days_to_escalate = models.PositiveIntegerField(
-        default=7, help_text="Days of continued reports after a notice that move a case up a rung."
+    reports_for_suspension = models.PositiveIntegerField(
+        default=1, help_text="Further reports, after the warning's grace period, that propose a suspension."
     )
-    lookback_days = models.PositiveIntegerField(default=90, help_text="Window for counting a repeat offender.")
+    reports_for_termination = models.PositiveIntegerField(
+        default=1, help_text="Further reports, after a suspension's grace period, that propose termination."
+    )
+    grace_hours = models.PositiveIntegerField(default=72, help_text="Time the customer has after each notice.")
+    first_notice_mode = models.CharField(max_length=8, choices=StepMode.choices, default=StepMode.AUTO)
+    warning_mode = models.CharField(max_length=8, choices=StepMode.choices, default=StepMode.AUTO)
+    # Suspension and termination always need a manager's approval; no field can turn that off.
+    repeat_window_days = models.PositiveIntegerField(
+        default=30, help_text="A new case within this many days of an earlier notice starts at a warning."
+    )
+    probation_days = models.PositiveIntegerField(
+        default=90, help_text="After a reinstatement, reports within this many days propose termination."
+    )
     duplicate_window_minutes = models.PositiveIntegerField(
         default=60, help_text="Reports of the same ip, category and reporter this close together count once."
     )
-    auto_first_notice = models.BooleanField(default=True)
-    auto_warning = models.BooleanField(default=True)
-    # Suspension and termination always need a manager's approval; no field can turn that off.
+    distinct_reporters_to_count = models.PositiveIntegerField(
+        default=2, help_text="Unconfirmed complaints count once this many distinct reporters have sent them."
+    )
+    restriction_categories = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Categories whose warning also restricts the line (spam: port 25; botnet, malware: walled garden).",
+    )
+    acknowledge_reporters = models.BooleanField(
+        default=True, help_text="Thank human reporters (never automated feeds or auto-submitted mail)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "policies"
@@ -324,4 +447,192 @@ class Policy(models.Model):
     @classmethod
     def for_kind(cls, kind: str) -> Policy:
         policy = cls.objects.filter(customer_kind=kind).first()
-        return policy or cls(customer_kind=kind)
+        return policy or cls.default_for(kind)
+
+    @classmethod
+    def default_for(cls, kind: str) -> Policy:
+        """The house defaults: business customers get more time and a NOC member sends their first notice."""
+        if kind == CustomerKind.BUSINESS:
+            return cls(customer_kind=kind, grace_hours=120, first_notice_mode=StepMode.NOC)
+        return cls(customer_kind=kind)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        for name in ("reports_for_first_notice", "reports_for_warning", "reports_for_suspension"):
+            if getattr(self, name) < 1:
+                errors[name] = "At least one report."
+        if not isinstance(self.restriction_categories, list) or not set(self.restriction_categories) <= set(
+            Category.values
+        ):
+            errors["restriction_categories"] = f"A list of categories from: {', '.join(Category.values)}."
+        if errors:
+            raise ValidationError(errors)
+
+
+class PolicyChange(models.Model):
+    """Append-only history of policy edits: field -> [old, new]."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="changes")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    changes = models.JSONField(default=dict)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.policy} changed at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Trust(models.TextChoices):
+    COUNTS = "counts", "Counts at once"
+    CONFIRM = "confirm", "Counts once a NOC member confirms"
+    IGNORE = "ignore", "Never counts"
+
+
+class ReporterSource(models.Model):
+    """A reporter the desk knows, and how far its reports are trusted.
+
+    Matched against a report's reporter address: an exact address, or a domain (and its
+    sub-domains). Feedback loops, SpamCop, Shadowserver and CERTs are trusted by format even
+    when not listed; an unlisted individual's free-text complaint waits for confirmation.
+    """
+
+    pattern = models.CharField(max_length=254, unique=True, help_text="user@example.net, or example.net")
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=32, blank=True, help_text="feedback loop, CERT, partner, individual...")
+    trust = models.CharField(max_length=8, choices=Trust.choices, default=Trust.COUNTS)
+    automated = models.BooleanField(default=False, help_text="A machine feed: never sent an acknowledgement.")
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return self.name or self.pattern
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a manager"
+    SCHEDULED = "scheduled", "Approved, scheduled"
+    DONE = "done", "Approved and carried out"
+    REFUSED = "refused", "Refused"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_APPROVAL_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.SCHEDULED)
+
+
+class ApprovalQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=ApprovalStatus.PENDING)
+
+    def open(self):
+        return self.filter(status__in=OPEN_APPROVAL_STATUSES)
+
+
+class Approval(models.Model):
+    """A suspension or termination proposed for a case, and a manager's decision on it."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="approvals")
+    rung = models.PositiveSmallIntegerField(choices=Rung.choices)
+    status = models.CharField(max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    reason = models.CharField(max_length=500, help_text="Why the ladder (or the proposer) asks for it.")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    # "Suspended at T unless fixed": an approved step may wait; a reply or a NOC member can cancel it.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    carried_out_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApprovalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(status__in=["pending", "scheduled"]), name="approval_one_open_per_case"
+            ),
+        ]
+        indexes = [
+            # The managers' approval queue.
+            models.Index(fields=["proposed_at"], condition=Q(status="pending"), name="approval_queue_idx"),
+            # The beat: scheduled steps whose time has come.
+            models.Index(fields=["scheduled_for"], condition=Q(status="scheduled"), name="approval_scheduled_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_rung_display()} for case {self.case_id} ({self.status})"
+
+
+class ReplyChannel(models.TextChoices):
+    LINK = "link", "Customer page"
+    EMAIL = "email", "E-mail reply"
+
+
+class CustomerReply(models.Model):
+    """What a customer said back ("fixed: here is what I did"), by the signed link or by mail."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="replies")
+    channel = models.CharField(max_length=8, choices=ReplyChannel.choices)
+    text = models.TextField()
+    message = models.ForeignKey(InboundMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    received_at = models.DateTimeField(default=timezone.now)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "customer replies"
+
+    def __str__(self) -> str:
+        return f"reply on case {self.case_id}"
+
+
+class ProvisioningStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    MANUAL = "manual", "To be done by hand"
+
+
+class ProvisioningAction(models.TextChoices):
+    RESTRICT = "restrict", "Restrict"
+    UNRESTRICT = "unrestrict", "Lift restriction"
+    SUSPEND = "suspend", "Suspend"
+    REINSTATE = "reinstate", "Reinstate"
+    TERMINATE = "terminate", "Terminate"
+
+
+class ProvisioningCall(models.Model):
+    """An outbox row for the provisioning webhook: written with the decision, called by a worker."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="provisioning_calls")
+    action = models.CharField(max_length=12, choices=ProvisioningAction.choices)
+    detail = models.CharField(max_length=32, blank=True, help_text="port25, walled_garden, ...")
+    key = models.CharField(max_length=100, unique=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=ProvisioningStatus.choices, default=ProvisioningStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], condition=Q(status="pending"), name="provisioning_outbox_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} for case {self.case_id} ({self.status})"

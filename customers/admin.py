@@ -184,7 +184,7 @@ class CustomerAdmin(ServiceErrorMixin, IPSearchMixin, admin.ModelAdmin):
     list_filter = ("kind", "standing")
     search_fields = ("account", "name", "contacts__email", "contacts__name")
     search_help_text = "Account, name or e-mail; or an IP address or CIDR network: who holds it now and who held it."
-    readonly_fields = ("all_allocations", "created_at", "updated_at")
+    readonly_fields = ("standing", "all_allocations", "created_at", "updated_at")
     fields = ("account", "name", "kind", "standing", "notes", "all_allocations", "created_at", "updated_at")
     inlines = (ContactInline, AllocationInline)
     list_per_page = 50

@@ -17,8 +17,11 @@ class CustomerKind(models.TextChoices):
 
 
 class Standing(models.TextChoices):
+    """Follows the escalation ladder; changed only by customers.services.change_standing (audited)."""
+
     GOOD = "good", "Good"
     WARNED = "warned", "Warned"
+    RESTRICTED = "restricted", "Restricted"
     SUSPENDED = "suspended", "Suspended"
     TERMINATED = "terminated", "Terminated"
 
@@ -40,7 +43,8 @@ class Customer(models.Model):
     account = models.CharField("account number", max_length=64, unique=True)
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=CustomerKind.choices, default=CustomerKind.RESIDENTIAL)
-    standing = models.CharField(max_length=16, choices=Standing.choices, default=Standing.GOOD)
+    # Not editable by hand: the ladder moves it through customers.services.change_standing.
+    standing = models.CharField(max_length=16, choices=Standing.choices, default=Standing.GOOD, editable=False)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -225,6 +229,28 @@ class AllocationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.network} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class StandingChange(models.Model):
+    """Append-only history of a customer's standing: who moved it, why, from what to what."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="standing_changes")
+    old = models.CharField(max_length=16, choices=Standing.choices)
+    new = models.CharField(max_length=16, choices=Standing.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True, help_text="Who, when not a user: the system.")
+    reason = models.TextField(blank=True)
+    # The case that caused it, as a plain id: customers never imports cases.
+    case_id = models.BigIntegerField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        # Read by the customer's escalation timeline.
+        indexes = [models.Index(fields=["customer", "at"], name="standing_customer_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.old} -> {self.new}"
 
 
 class ImportRun(models.Model):

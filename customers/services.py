@@ -1,4 +1,5 @@
-"""Every change to an allocation goes through here and leaves an AllocationChange row."""
+"""Every change to an allocation goes through here and leaves an AllocationChange row; every change
+of a customer's standing leaves a StandingChange row."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from customers.models import Allocation, AllocationChange, Customer
+from customers.models import Allocation, AllocationChange, Customer, Standing, StandingChange
 
 
 def _actor_fields(actor, actor_label: str) -> dict[str, Any]:
@@ -120,3 +121,28 @@ def delete_allocation(allocation: Allocation, *, actor=None, actor_label: str = 
         network=network,
     )
     current.delete()
+
+
+@transaction.atomic
+def change_standing(
+    customer: Customer,
+    standing: str,
+    *,
+    actor=None,
+    actor_label: str = "",
+    reason: str = "",
+    case_id: int | None = None,
+) -> StandingChange | None:
+    """Move a customer's standing (the ladder calls this). No change, no row. Returns the audit row."""
+    if standing not in Standing.values:
+        raise ValueError(f"unknown standing {standing!r}")
+    locked = Customer.objects.select_for_update().only("pk", "standing").get(pk=customer.pk)
+    old = locked.standing
+    if old == standing:
+        customer.standing = standing
+        return None
+    Customer.objects.filter(pk=customer.pk).update(standing=standing)
+    customer.standing = standing
+    return StandingChange.objects.create(
+        customer=customer, old=old, new=standing, reason=reason, case_id=case_id, **_actor_fields(actor, actor_label)
+    )

@@ -73,7 +73,7 @@ def customer_post(customer: Customer, allocations: list[dict], contacts: list[Co
         "account": customer.account,
         "name": customer.name,
         "kind": customer.kind,
-        "standing": customer.standing,
+
         "notes": customer.notes,
         "_save": "Save",
     }

@@ -191,26 +191,6 @@ BUSINESS_BLOCKS = (("192.0.2.64/26", 30), ("192.0.2.128/25", 29), ("203.0.113.12
 RESIDENTIAL_V6 = ipaddress.IPv6Network("2001:db8:8000::/33")  # a /56 per residential line
 BUSINESS_V6 = ipaddress.IPv6Network("2001:db8:b000::/36")  # a /48 per business
 
-POLICIES = {
-    CustomerKind.RESIDENTIAL: {
-        "grace_hours": 72,
-        "reports_to_escalate": 3,
-        "days_to_escalate": 7,
-        "lookback_days": 90,
-        "auto_first_notice": True,
-        "auto_warning": True,
-    },
-    # Businesses get a human look before a warning: a false positive costs more there.
-    CustomerKind.BUSINESS: {
-        "grace_hours": 48,
-        "reports_to_escalate": 5,
-        "days_to_escalate": 14,
-        "lookback_days": 180,
-        "auto_first_notice": True,
-        "auto_warning": False,
-    },
-}
-
 
 @dataclass
 class Counts:
@@ -287,8 +267,10 @@ class Command(BaseCommand):
 
 
 def ensure_policies() -> None:
-    for kind, values in POLICIES.items():
-        Policy.objects.get_or_create(customer_kind=kind, defaults=values)
+    # The house defaults (Policy.default_for): admins change them in the admin, with an audit.
+    for kind in CustomerKind.values:
+        if not Policy.objects.filter(customer_kind=kind).exists():
+            Policy.default_for(kind).save()
 
 
 def _alloc(
