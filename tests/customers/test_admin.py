@@ -73,7 +73,6 @@ def customer_post(customer: Customer, allocations: list[dict], contacts: list[Co
         "account": customer.account,
         "name": customer.name,
         "kind": customer.kind,
-
         "notes": customer.notes,
         "_save": "Save",
     }
