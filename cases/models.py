@@ -150,6 +150,10 @@ class Case(models.Model):
     category = models.CharField(max_length=24, choices=Category.choices)
     status = models.CharField(max_length=8, choices=CaseStatus.choices, default=CaseStatus.OPEN, db_index=True)
     rung = models.PositiveSmallIntegerField(choices=Rung.choices, default=Rung.NONE)
+    rung_at = models.DateTimeField(null=True, blank=True, help_text="When the current rung was reached.")
+    # Reports count toward the next rung only from here: set on each climb, refusal, de-escalation
+    # and reinstatement, so a refused proposal is not proposed again on the same reports.
+    counted_from = models.DateTimeField(null=True, blank=True)
     # When the ladder next has something to decide (a grace period ends); the beat reads it.
     escalation_due_at = models.DateTimeField(null=True, blank=True)
     # A step the policy wants but a NOC member must confirm (business first notices).
