@@ -259,4 +259,5 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(IMAP_POLL_SECONDS)},
     },
     "requeue-unparsed-messages": {"task": "cases.tasks.requeue_unparsed_messages", "schedule": 300.0},
+    "ladder-tick": {"task": "cases.tasks_ladder.ladder_tick_task", "schedule": 60.0, "options": {"expires": 60.0}},
 }

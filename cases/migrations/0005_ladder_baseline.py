@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0004_ladder'),
+        ("cases", "0004_ladder"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='case',
-            name='counted_from',
+            model_name="case",
+            name="counted_from",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='case',
-            name='rung_at',
-            field=models.DateTimeField(blank=True, help_text='When the current rung was reached.', null=True),
+            model_name="case",
+            name="rung_at",
+            field=models.DateTimeField(blank=True, help_text="When the current rung was reached.", null=True),
         ),
     ]

@@ -24,11 +24,42 @@ from django.utils import timezone
 
 from cases import queue
 from cases.intake.base import ParsedEvent
-from cases.models import Case, CaseEvent, CaseStatus, InboundMessage, Policy, Report, UnassignedReason
+from cases.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    InboundMessage,
+    Policy,
+    Report,
+    ReporterSource,
+    Trust,
+    UnassignedReason,
+)
 from cases.services.common import actor_kwargs, storable
 from customers.resolver import are_ours, normalize_ip, resolve_many
 
 log = logging.getLogger(__name__)
+
+# Formats a person writes (as opposed to feedback loops, SpamCop, Shadowserver, CERT feeds): from an
+# unlisted reporter these count only once confirmed. "manual" is typed in by NOC staff and counts.
+PERSON_FORMATS = {"freetext"}
+
+
+def source_trust(reporter: str, sources: dict[str, str]) -> str:
+    """The trust of the ReporterSource matching reporter: its exact address, else its domain or a parent."""
+    address = (reporter or "").strip().lower()
+    if not address or not sources:
+        return ""
+    sources = {k.lower(): v for k, v in sources.items()}
+    if address in sources:
+        return sources[address]
+    domain = address.rpartition("@")[2]
+    while domain:
+        if domain in sources:
+            return sources[domain]
+        domain = domain.partition(".")[2]
+    return ""
+
 
 # Events are written in chunks, each its own short transaction, so a 50,000-row feed never
 # holds locks for long and a crash part-way loses nothing already committed.
@@ -90,6 +121,18 @@ class _Filing:
     known: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)  # stored before this batch
     fresh_by_key: dict[str, list[Report]] = field(default_factory=lambda: defaultdict(list))  # this batch
 
+    sources: dict[str, str] | None = None  # ReporterSource pattern -> trust, read once per batch
+
+    def trust(self, event: ParsedEvent) -> str:
+        """How far an event's reporter is trusted: a listed source decides; otherwise machine feeds
+        count at once, and people's free-text complaints wait for a NOC member or more reporters."""
+        if self.sources is None:
+            self.sources = dict(ReporterSource.objects.values_list("pattern", "trust"))
+        found = source_trust(event.reporter, self.sources)
+        if found:
+            return found
+        return Trust.CONFIRM if event.format in PERSON_FORMATS else Trust.COUNTS
+
     def load_known(self, events: list[ParsedEvent]) -> None:
         """Stored reports that events may repeat: the same ip, category and reporter within the window.
 
@@ -130,6 +173,12 @@ def record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, 
             _record_chunk_locked(clean[start : start + CHUNK], actor=actor, filing=filing)
         _finish_cases(filing, actor=actor)
     summary = filing.summary
+    if summary.cases_updated:
+        # The ladder decides in its own transaction, after this one commits: a 50,000-row feed is
+        # filed without waiting for notices, and the decision and its notice row commit together.
+        queue.enqueue_on_commit(
+            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.new_report_ids[:5000]
+        )
     if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
         _queue_enrichment(list(summary.first_report_by_ip.values()))
     return summary
@@ -199,6 +248,12 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
             dedupe_key=key,
             created_at=now,
         )
+        trust = filing.trust(event)
+        if trust == Trust.CONFIRM:
+            report.needs_confirmation = True
+        elif trust == Trust.IGNORE:
+            report.rejected_at = now
+            report.rejected_reason = "the reporter is on the ignore list"
         fresh.append((event, report))
         fresh_by_key[key].append(report)
 

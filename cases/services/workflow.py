@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases.models import CASE_TRANSITIONS, Case, CaseEvent, CaseStatus
+from cases.services import ladder
 from cases.services.common import TransitionError, actor_kwargs
 
 # --- case changes ----------------------------------------------------------------------------
@@ -24,6 +25,8 @@ def change_case_status(case: Case, new_status: str, *, actor, note: str = "") ->
     case.closed_at = timezone.now() if new_status in (CaseStatus.RESOLVED, CaseStatus.REJECTED) else None
     case.save(update_fields=["status", "closed_at", "updated_at"])
     CaseEvent.objects.create(case=case, kind="status", old=old, new=new_status, note=note, **actor_kwargs(actor))
+    if not case.is_open:
+        ladder.on_case_closed(case, actor=actor)
     return case
 
 
