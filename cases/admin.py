@@ -1,8 +1,9 @@
 """Admin views of the case records.
 
-Cases, reports, events, messages and notices are read-only here: their state changes go
-through cases.services (with audit rows) from the desk's own pages. Only the policy is
-edited in the admin, by admins (the role migration gives only them change permission).
+Cases, reports, events, messages, notices, approvals, replies and provisioning calls are
+read-only here: their state changes go through cases.services (with audit rows) from the
+desk's own pages. Admins edit the policy (through ladder.update_policy, audited), the
+reporter sources and the notice templates; the role migrations give only them those rights.
 """
 
 from __future__ import annotations
@@ -13,7 +14,20 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from cases.models import Case, CaseEvent, InboundMessage, Notice, Policy, Report
+from cases.models import (
+    Approval,
+    Case,
+    CaseEvent,
+    CustomerReply,
+    InboundMessage,
+    Notice,
+    Policy,
+    PolicyChange,
+    ProvisioningCall,
+    Report,
+    ReporterSource,
+)
+from cases.services import ladder
 
 # The detail page shows the start of a message; the whole of it can be megabytes.
 RAW_PREVIEW_BYTES = 16 * 1024
@@ -132,8 +146,18 @@ class NoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("case",)
 
 
+class PolicyChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = PolicyChange
+    extra = 0
+    can_delete = False
+    fields = ("at", "actor", "changes")
+    readonly_fields = fields
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
+    """Admins edit the policy; every save goes through ladder.update_policy and leaves a PolicyChange."""
+
     list_display = (
         "customer_kind",
         "grace_hours",
@@ -144,7 +168,73 @@ class PolicyAdmin(admin.ModelAdmin):
         "repeat_window_days",
         "probation_days",
     )
+    inlines = (PolicyChangeInline,)
+    fieldsets = (
+        (None, {"fields": ("customer_kind",)}),
+        (
+            "Counting",
+            {
+                "fields": (
+                    "window_days",
+                    "reports_for_first_notice",
+                    "reports_for_warning",
+                    "reports_for_suspension",
+                    "reports_for_termination",
+                    "duplicate_window_minutes",
+                    "distinct_reporters_to_count",
+                )
+            },
+        ),
+        (
+            "Timing and who acts",
+            {
+                "fields": ("grace_hours", "first_notice_mode", "warning_mode", "repeat_window_days", "probation_days"),
+                "description": "Suspension and termination always need a manager's approval.",
+            },
+        ),
+        ("Restriction and reporters", {"fields": ("restriction_categories", "acknowledge_reporters")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+        return ("customer_kind",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Policy, form, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in ladder.POLICY_FIELDS if name in form.cleaned_data}
+        target = Policy.objects.get(pk=obj.pk) if change else Policy(customer_kind=obj.customer_kind)
+        saved = ladder.update_policy(target, changes, actor=request.user)
+        obj.pk = saved.pk
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Policy.for_kind() falls back to defaults; deleting a row would quietly change policy.
         return False
+
+
+@admin.register(ReporterSource)
+class ReporterSourceAdmin(admin.ModelAdmin):
+    list_display = ("pattern", "name", "kind", "trust", "automated")
+    list_filter = ("trust", "automated", "kind")
+    search_fields = ("pattern", "name")
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("proposed_at", "case", "rung", "status", "proposed_by", "decided_by", "decided_at", "scheduled_for")
+    list_filter = ("status", "rung")
+    list_select_related = ("case", "case__customer", "proposed_by", "decided_by")
+    raw_id_fields = ("case",)
+
+
+@admin.register(CustomerReply)
+class CustomerReplyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("received_at", "case", "channel", "reviewed_by", "reviewed_at")
+    list_filter = ("channel",)
+    list_select_related = ("case", "case__customer", "reviewed_by")
+    raw_id_fields = ("case", "message")
+
+
+@admin.register(ProvisioningCall)
+class ProvisioningCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "case", "action", "detail", "status", "attempts", "response_status", "done_at")
+    list_filter = ("status", "action")
+    list_select_related = ("case", "case__customer")
+    raw_id_fields = ("case",)

@@ -37,6 +37,7 @@ from cases.models import (
     Case,
     CaseEvent,
     CaseStatus,
+    Notice,
     NoticeKind,
     NoticeStatus,
     Policy,
@@ -317,12 +318,13 @@ def load_facts(cases: Iterable[Case], now: datetime) -> dict[int, CaseFacts]:
     # Customer notices per (customer, case): the latest on another case makes a repeat offender.
     notices_by_customer: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
     for row in (
-        Case.objects.filter(customer_id__in=customer_ids, notices__kind__in=CUSTOMER_NOTICE_KINDS)
-        .exclude(notices__status=NoticeStatus.FAILED)
-        .values("customer_id", "pk")
-        .annotate(last=Max("notices__created_at"))
+        Notice.objects.filter(case__customer_id__in=customer_ids, kind__in=CUSTOMER_NOTICE_KINDS)
+        .exclude(status=NoticeStatus.FAILED)
+        .values("case__customer_id", "case_id")
+        .annotate(last=Max("created_at"))
+        .order_by()
     ):
-        notices_by_customer[row["customer_id"]].append((row["pk"], row["last"]))
+        notices_by_customer[row["case__customer_id"]].append((row["case_id"], row["last"]))
 
     reinstated = dict(
         CaseEvent.objects.filter(kind="reinstated", case__customer_id__in=customer_ids)
@@ -959,7 +961,8 @@ def update_policy(policy: Policy, changes: dict, *, actor) -> Policy:
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown policy fields: {', '.join(sorted(unknown))}")
-    if policy.pk:
+    created = policy.pk is None
+    if not created:
         policy = Policy.objects.select_for_update().get(pk=policy.pk)
     before = {name: getattr(policy, name) for name in POLICY_FIELDS}
     for name, value in changes.items():
@@ -969,7 +972,7 @@ def update_policy(policy: Policy, changes: dict, *, actor) -> Policy:
         name: [before[name], getattr(policy, name)] for name in POLICY_FIELDS if before[name] != getattr(policy, name)
     }
     policy.save()
-    if diff or not before:
+    if diff or created:
         PolicyChange.objects.create(policy=policy, actor=actor, changes=diff)
     _forget_policies()
     return policy
