@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -101,3 +102,112 @@ def seed_demo_reports(rng: random.Random) -> int:
         for raw in messages:
             receive(raw, "email")
     return len(messages)
+
+
+def _file_at(raw: bytes, at: datetime) -> list[int]:
+    """Store and parse a demo message now, and let the ladder decide as it would have at `at`.
+
+    The story below happened over the last weeks; the ladder's grace periods count from the
+    time each step was taken, so each step is evaluated at its own time. What intake queues
+    after commit (the same evaluation at the real now) then finds nothing more to do.
+    """
+    from cases.services import intake, ladder
+
+    with transaction.atomic():
+        message, _ = receive(raw, "email")
+        intake.process_message(message.pk)
+        case_ids = sorted({pk for pk in message.reports.values_list("case_id", flat=True) if pk})
+        for pk in case_ids:
+            ladder.evaluate_case(pk, now=at + timedelta(minutes=5))
+    return case_ids
+
+
+def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
+    """Customers at every rung of the ladder, with the history that brought them there.
+
+    A warning, a suspension waiting for a manager, a suspension carried out, a scheduled one,
+    a customer who was suspended, reinstated and reported again (termination proposed), a
+    business customer's first notice waiting for a NOC member, and customers' replies.
+    """
+    from cases.models import Approval, ApprovalStatus, Case
+    from cases.services import ladder
+
+    now = timezone.now().replace(microsecond=0)
+    day = timedelta(days=1)
+    picked: set[int] = set()
+
+    def line(kind: str) -> Allocation | None:
+        candidates = [
+            a
+            for a in Allocation.objects.filter(
+                customer__kind=kind, family=4, prefixlen__gte=29, valid_to__isnull=True, valid_from__lt=now - 60 * day
+            )
+            .select_related("customer")
+            .order_by("pk")[:400]
+            if a.customer_id not in picked and a.customer.contacts.exists()
+        ]
+        if not candidates:
+            return None
+        alloc = rng.choice(candidates)
+        picked.add(alloc.customer_id)
+        return alloc
+
+    def report(n: int, alloc: Allocation, at: datetime) -> list[int]:
+        ip = str(alloc.ip_network.network_address + (1 if alloc.ip_network.num_addresses > 1 else 0))
+        return _file_at(_arf(1000 + n, ip, at), at)
+
+    def pending(case_id: int) -> Approval:
+        return Approval.objects.get(case_id=case_id, status=ApprovalStatus.PENDING)
+
+    made: dict[str, int] = {}
+    n = 0
+    # (name, days ago of each report): the ladder climbs by itself where the policy says so.
+    for name, days in (("warning", (10, 6)), ("suspension_proposed", (20, 16, 12)), ("suspended", (21, 17, 13))):
+        alloc = line("residential")
+        if alloc is None:
+            continue
+        for d in days:
+            n += 1
+            case_ids = report(n, alloc, now - d * day)
+        made[name] = case_ids[0]
+    if "suspended" in made:
+        with transaction.atomic():
+            ladder.approve(
+                pending(made["suspended"]),
+                actor=manager,
+                reason="Three reports after a warning; no reply.",
+                now=now - 12 * day,
+            )
+    alloc = line("residential")
+    if alloc is not None:
+        for d in (9, 5):
+            n += 1
+            case_ids = report(n, alloc, now - d * day)
+        n += 1
+        case_ids = report(n, alloc, now - 1 * day)
+        case = Case.objects.get(pk=case_ids[0])
+        approval = Approval.objects.filter(case=case, status=ApprovalStatus.PENDING).first()
+        if approval is not None:
+            ladder.approve(
+                approval, actor=manager, reason="Give them two days to clean up.", scheduled_for=now + 2 * day
+            )
+        made["suspension_scheduled"] = case.pk
+    # Suspended, reinstated, and reported again on probation: termination waits for a manager.
+    alloc = line("residential")
+    if alloc is not None:
+        for d in (45, 41, 37):
+            n += 1
+            case_ids = report(n, alloc, now - d * day)
+        ladder.approve(pending(case_ids[0]), actor=manager, reason="Repeated spam after a warning.", now=now - 36 * day)
+        ladder.reinstate(
+            Case.objects.get(pk=case_ids[0]), actor=manager, reason="Customer cleaned the machine.", now=now - 30 * day
+        )
+        n += 1
+        report(n, alloc, now - 3 * day)
+        made["termination_proposed"] = case_ids[0]
+    # A business customer's first notice waits for a NOC member to confirm it.
+    alloc = line("business")
+    if alloc is not None:
+        n += 1
+        made["business_first_notice"] = report(n, alloc, now - 4 * 3600 * timedelta(seconds=1))[0]
+    return made

@@ -630,7 +630,9 @@ def _lock_approval(approval: Approval) -> tuple[Approval, Case]:
 
 
 @transaction.atomic
-def approve(approval: Approval, *, actor, reason: str, scheduled_for: datetime | None = None) -> Approval:
+def approve(
+    approval: Approval, *, actor, reason: str, scheduled_for: datetime | None = None, now: datetime | None = None
+) -> Approval:
     """A manager approves a suspension or termination: at once, or scheduled ("at T unless fixed")."""
     notices, provisioning = _outboxes()
     _require(actor, MANAGER, "approve a suspension or termination")
@@ -642,7 +644,7 @@ def approve(approval: Approval, *, actor, reason: str, scheduled_for: datetime |
         raise TransitionError(f"This proposal is already {approval.get_status_display().lower()}.")
     if not case.is_open:
         raise TransitionError("The case is closed.")
-    now = timezone.now()
+    now = now or timezone.now()
     if scheduled_for is not None and timezone.is_naive(scheduled_for):
         raise TransitionError("The scheduled time needs a time zone.")
     approval.decided_by = actor
@@ -675,7 +677,7 @@ def approve(approval: Approval, *, actor, reason: str, scheduled_for: datetime |
     approval.status = ApprovalStatus.DONE
     approval.carried_out_at = now
     approval.save()
-    _event(case, "approved", actor=actor, old="pending", new="done", note=reason)
+    _event(case, "approved", actor=actor, old="pending", new="done", note=reason, at=now)
     _climb(case, approval.rung, policy=policy, actor=actor, reason=f"{approval.reason} Approved: {reason}", now=now)
     return approval
 
@@ -724,7 +726,7 @@ def cancel_scheduled(case: Case, *, actor, reason: str) -> Approval:
 
 
 @transaction.atomic
-def reinstate(case: Case, *, actor, reason: str) -> Case:
+def reinstate(case: Case, *, actor, reason: str, now: datetime | None = None) -> Case:
     """A manager reinstates a suspended customer: back to a warning, on probation."""
     notices, provisioning = _outboxes()
     _require(actor, MANAGER, "reinstate a customer")
@@ -734,7 +736,7 @@ def reinstate(case: Case, *, actor, reason: str) -> Case:
     case = _lock(case)
     if case.rung != Rung.SUSPENSION:
         raise TransitionError("Only a suspended case can be reinstated.")
-    now = timezone.now()
+    now = now or timezone.now()
     times = CaseEvent.objects.filter(case=case, kind="reinstated").count()
     case.rung = Rung.WARNING
     case.rung_at = now
@@ -745,7 +747,9 @@ def reinstate(case: Case, *, actor, reason: str) -> Case:
         case.restricted = ""
         fields.append("restricted")
     case.save(update_fields=[*fields, "updated_at"])
-    _event(case, "reinstated", actor=actor, old=rung_key(Rung.SUSPENSION), new=rung_key(Rung.WARNING), note=reason)
+    _event(
+        case, "reinstated", actor=actor, old=rung_key(Rung.SUSPENSION), new=rung_key(Rung.WARNING), note=reason, at=now
+    )
     provisioning.request_provisioning(case, ProvisioningAction.REINSTATE, actor=actor)
     policy = policy_for(case.customer.kind, fresh=True)
     notices.issue_notice(

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from abusedesk.roles import ADMIN, MANAGER, NOC
-from cases.demo import seed_demo_reports
+from cases.demo import seed_demo_ladder, seed_demo_reports
 from cases.models import Policy
 from customers.models import (
     Allocation,
@@ -237,10 +239,17 @@ class Command(BaseCommand):
                 f"Created {counts.customers} customers, {counts.contacts} contacts and {counts.allocations} "
                 f"allocations ({counts.leases} lease sessions over {options['days']} days)."
             )
-            if not options["no_reports"]:
-                stored = seed_demo_reports(random.Random(options["seed"]))
-                self.stdout.write(f"Received {stored} demo abuse reports (see the queue and the inbox).")
         self.make_users(options["password"], only_missing=options["if_empty"])
+        if not existing and not options["no_reports"]:
+            stored = seed_demo_reports(random.Random(options["seed"]))
+            self.stdout.write(f"Received {stored} demo abuse reports (see the queue and the inbox).")
+            # DNS look-ups are left to the running desk: a demo machine may have no resolver.
+            with override_settings(ENRICHMENT_ENABLED=False):
+                made = seed_demo_ladder(random.Random(options["seed"]), User.objects.get(username="manager"))
+            where = settings.EMAIL_FILE_PATH if "filebased" in settings.EMAIL_BACKEND else "the mail backend"
+            self.stdout.write(
+                f"Walked {len(made)} customers up the ladder ({', '.join(sorted(made))}); the notices are in {where}."
+            )
 
     def make_users(self, password: str | None, *, only_missing: bool) -> None:
         usernames = [name for name, _, _ in DEMO_USERS]
