@@ -1,28 +1,46 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Submit
+from crispy_forms.layout import Hidden, Submit
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from cases.models import CASE_TRANSITIONS, Case, CaseStatus, Category
+from cases.models import CASE_TRANSITIONS, Case, CaseStatus, Category, Rung
 
 MAX_UPLOAD_FILES = 50
+UTC_INPUT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+
+
+def as_typed_utc(value: datetime | None) -> datetime | None:
+    """The wall-clock time as typed, meant as UTC.
+
+    Fields here are labelled UTC, but Django attaches the server's TIME_ZONE to what was typed.
+    """
+    if value is None:
+        return None
+    if timezone.is_aware(value):
+        value = timezone.make_naive(value)
+    return timezone.make_aware(value, UTC)
+
+
+def utc_datetime_field(label: str, *, required: bool = True) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+        input_formats=UTC_INPUT_FORMATS,
+    )
 
 
 class ComplaintForm(forms.Form):
     """A complaint taken by hand (a phone call), or the event a person read from an unparsed message."""
 
     ip = forms.CharField(label="IP address", max_length=64)
-    occurred_at = forms.DateTimeField(
-        label="When (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
-    )
+    occurred_at = utc_datetime_field("When (UTC)")
     category = forms.ChoiceField(choices=Category.choices)
     port = forms.IntegerField(required=False, min_value=0, max_value=65535)
     reporter = forms.EmailField(label="Reporter's e-mail", required=False)
@@ -46,12 +64,7 @@ class ComplaintForm(forms.Form):
         return str(addr)
 
     def clean_occurred_at(self):
-        value = self.cleaned_data["occurred_at"]
-        # The field is labelled UTC. Django has attached the server's TIME_ZONE to what was
-        # typed; take the wall-clock time as typed and mean UTC by it.
-        if timezone.is_aware(value):
-            value = timezone.make_naive(value)
-        value = timezone.make_aware(value, UTC)
+        value = as_typed_utc(self.cleaned_data["occurred_at"])
         if value > timezone.now() + timedelta(minutes=10):
             raise forms.ValidationError("That time is in the future.")
         return value
@@ -113,3 +126,168 @@ class StatusForm(forms.Form):
         super().__init__(*args, **kwargs)
         allowed = CASE_TRANSITIONS.get(case.status, set())
         self.fields["status"].choices = [(s.value, s.label) for s in CaseStatus if s in allowed]
+
+
+# --- the ladder's actions: small POST forms, one service call each -------------------------------
+
+REASON_MAX = 500
+
+
+def reason_field(label: str = "Reason", *, placeholder: str = "Why") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=REASON_MAX,
+        widget=forms.TextInput(attrs={"placeholder": placeholder, "autocomplete": "off"}),
+    )
+
+
+class LadderActionForm(forms.Form):
+    """Base for the ladder's action forms (case page panel, report rows, approval queue).
+
+    Each posts to its own URL and works without JavaScript (a plain POST and a redirect back).
+    With htmx the same POST is sent in the background and only <main> of the page it redirects
+    to is swapped in: the panel, the history, the notices and the message, with no reload.
+    Irreversible actions set `confirm`: htmx asks it (hx-confirm) before posting.
+    """
+
+    submit_label = "Save"
+    button_class = "btn-primary"
+    confirm = ""
+
+    def __init__(self, *args, action: str = "", next_url: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_class = "ladder-action"
+        self.helper.form_show_labels = True
+        self.helper.attrs = {"hx-post": action, "hx-target": "main", "hx-select": "main", "hx-swap": "outerHTML"}
+        if self.confirm:
+            self.helper.attrs["hx-confirm"] = self.confirm
+        if next_url:
+            self.helper.add_input(Hidden("next", next_url))
+        self.helper.add_input(Submit("submit", self.submit_label, css_class=f"btn-sm {self.button_class}"))
+
+    def error_text(self) -> str:
+        """The form's errors in one line, for a message after the redirect."""
+        parts = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else ""
+            parts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return "; ".join(parts)
+
+
+class SendProposedForm(LadderActionForm):
+    submit_label = "Send the proposed notice"
+
+
+class ProposeForm(LadderActionForm):
+    """A NOC member asks a manager for a suspension or a termination."""
+
+    submit_label = "Propose to a manager"
+    button_class = "btn-warning"
+    rung = forms.TypedChoiceField(
+        label="Propose",
+        coerce=int,
+        choices=[(Rung.SUSPENSION, "Suspension"), (Rung.TERMINATION, "Termination")],
+    )
+    reason = reason_field(placeholder="What the customer did, and why notices are not enough")
+
+
+class ApproveForm(LadderActionForm):
+    submit_label = "Approve"
+    button_class = "btn-danger"
+    confirm = "Approve this step? The customer is told, and provisioning acts on it."
+    reason = reason_field()
+    scheduled_for = utc_datetime_field("Scheduled for (UTC, optional)", required=False)
+
+    def clean_scheduled_for(self):
+        value = as_typed_utc(self.cleaned_data.get("scheduled_for"))
+        # The service carries out a step scheduled in the past at once; that is never what a
+        # person who typed a time meant.
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("A scheduled time must be in the future (leave it empty to act now).")
+        return value
+
+
+class RefuseForm(LadderActionForm):
+    submit_label = "Refuse"
+    button_class = "btn-outline-secondary"
+    reason = reason_field()
+
+
+class CancelScheduledForm(LadderActionForm):
+    submit_label = "Cancel the scheduled step"
+    button_class = "btn-outline-danger"
+    confirm = "Cancel the scheduled step? The customer will not be suspended at the scheduled time."
+    reason = reason_field()
+
+
+class ReinstateForm(LadderActionForm):
+    submit_label = "Reinstate"
+    button_class = "btn-success"
+    confirm = "Reinstate this customer? Provisioning restores the service and a notice goes out."
+    reason = reason_field()
+
+
+class DeEscalateForm(LadderActionForm):
+    submit_label = "Step down one rung"
+    button_class = "btn-outline-secondary"
+    confirm = "Step this case down one rung?"
+    reason = reason_field()
+
+
+class HoldForm(LadderActionForm):
+    """Stop escalation until a date: a date alone means midnight UTC at its start."""
+
+    submit_label = "Hold"
+    button_class = "btn-outline-primary"
+    until = forms.DateTimeField(
+        label="Until (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=[*UTC_INPUT_FORMATS, "%Y-%m-%d"],
+    )
+    reason = reason_field(placeholder="Why escalation waits")
+
+    def clean_until(self):
+        value = as_typed_utc(self.cleaned_data["until"])
+        if value <= timezone.now():
+            raise forms.ValidationError("The hold must end in the future.")
+        return value
+
+
+class ReleaseHoldForm(LadderActionForm):
+    submit_label = "Release the hold"
+    button_class = "btn-outline-primary"
+
+
+class MergeForm(LadderActionForm):
+    """Fold this case into another one of the same customer: the target by number (12, #12, AD-12)."""
+
+    submit_label = "Merge"
+    button_class = "btn-outline-danger"
+    confirm = "Merge this case into the other one? This case is closed and its reports move."
+    target = forms.CharField(label="Into case", max_length=24, widget=forms.TextInput(attrs={"placeholder": "AD-123"}))
+    reason = reason_field()
+
+    def clean_target(self) -> Case:
+        text = self.cleaned_data["target"].strip().upper().removeprefix("AD-").removeprefix("#").strip()
+        case = (
+            Case.objects.select_related("customer").filter(pk=int(text)).first()
+            if text.isdecimal() and len(text) < 19
+            else None
+        )
+        if case is None:
+            raise forms.ValidationError(f"There is no case {self.cleaned_data['target']!r}.")
+        return case
+
+
+class ConfirmReportForm(LadderActionForm):
+    submit_label = "Confirm"
+    button_class = "btn-outline-success"
+
+
+class RejectReportForm(LadderActionForm):
+    submit_label = "Reject as false"
+    button_class = "btn-outline-danger"
+    confirm = "Reject this report as false? It stays on file and never counts."
+    reason = reason_field()

@@ -7,27 +7,43 @@ sent to the login page by LoginRequiredMiddleware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from abusedesk.roles import NOC, role_required
+from abusedesk.roles import MANAGER, NOC, role_required
+from cases import forms as ladder_forms
 from cases.forms import ComplaintForm, NoteForm, StatusForm, UploadForm
 from cases.models import (
+    OPEN_APPROVAL_STATUSES,
+    Approval,
+    ApprovalStatus,
     Case,
     CaseStatus,
     Category,
     InboundMessage,
+    Notice,
+    NoticeStatus,
     ParseStatus,
     Report,
+    Rung,
+    StepMode,
 )
-from cases.services import intake, workflow
+from cases.services import intake, ladder, workflow
 from cases.services.common import TransitionError, storable
 from cases.services.filing import IntakeSummary
+from cases.templatetags.case_words import in_utc
+from cases.timeline import customer_timeline as build_timeline
+from customers.models import Customer
 
 PAGE_SIZE = 50
 RAW_PREVIEW_BYTES = 64 * 1024
@@ -41,9 +57,17 @@ def _page(request: HttpRequest, queryset):
 def home(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "active")
     category = request.GET.get("category", "")
-    cases = Case.objects.select_related("customer", "assignee")
+    cases = Case.objects.select_related("customer", "assignee").annotate(
+        # The queue's "needs action" marker: one EXISTS each on the page's rows (notice_case_time_idx).
+        failed_notice=Exists(Notice.objects.filter(case=OuterRef("pk"), status=NoticeStatus.FAILED)),
+        pending_approval=Exists(Approval.objects.pending().filter(case=OuterRef("pk"))),
+    )
     if status == "active":  # the working queue: open and waiting on the customer
         cases = cases.open()
+    elif status == "action":  # open cases where a person has something to do
+        cases = cases.open().filter(
+            Q(proposed_rung__isnull=False) | Q(awaiting_review=True) | Q(failed_notice=True) | Q(pending_approval=True)
+        )
     elif status in CaseStatus.values:
         cases = cases.filter(status=status)
     if category in Category.values:
@@ -75,11 +99,69 @@ def _get_case(pk: int) -> Case:
     return get_object_or_404(Case.objects.select_related("customer", "assignee"), pk=pk)
 
 
+def _get_approval(pk: int) -> Approval:
+    return get_object_or_404(Approval.objects.select_related("case__customer"), pk=pk)
+
+
+def _get_report(pk: int) -> Report:
+    # Only reports on a case have ladder actions; the case page is where they are taken.
+    return get_object_or_404(Report.objects.select_related("case"), pk=pk, case__isnull=False)
+
+
+# Case-wide ladder actions: the form the panel shows for each, and the URL it posts to.
+CASE_ACTION_FORMS: dict[str, type[ladder_forms.LadderActionForm]] = {
+    "send_proposed": ladder_forms.SendProposedForm,
+    "propose": ladder_forms.ProposeForm,
+    "cancel_scheduled": ladder_forms.CancelScheduledForm,
+    "reinstate": ladder_forms.ReinstateForm,
+    "hold": ladder_forms.HoldForm,
+    "release_hold": ladder_forms.ReleaseHoldForm,
+    "de_escalate": ladder_forms.DeEscalateForm,
+    "merge": ladder_forms.MergeForm,
+}
+
+
+def _ladder_panel(request: HttpRequest, case: Case) -> dict:
+    """What the ladder panel shows: the rung, the next step in words, the state, and the forms
+    for exactly the actions this user may take (ladder.allowed_actions decides, not the page)."""
+    approvals = list(case.approvals.all())  # prefetched by case_detail
+    open_approval = next((a for a in approvals if a.status in OPEN_APPROVAL_STATUSES), None)
+    actions = ladder.allowed_actions(case, request.user)
+    action_forms = {}
+    if open_approval is not None:  # a manager's decision first: it is what the panel is about
+        for name, form_class in (("approve", ladder_forms.ApproveForm), ("refuse", ladder_forms.RefuseForm)):
+            if name in actions:
+                action_forms[name] = form_class(
+                    action=reverse(f"cases:approval_{name}", args=[open_approval.pk]), auto_id=f"{name}_%s"
+                )
+    for name, form_class in CASE_ACTION_FORMS.items():
+        if name in actions:
+            action_forms[name] = form_class(action=reverse(f"cases:case_{name}", args=[case.pk]), auto_id=f"{name}_%s")
+    if "propose" in action_forms:
+        action_forms["propose"].initial["rung"] = ladder.NEXT_RUNG.get(Rung(case.rung))
+    step = ladder.describe_case(case)
+    return {
+        "step": step,
+        "step_mode": StepMode(step.mode).label if step.mode else "",
+        "actions": actions,
+        "action_forms": action_forms,
+        "open_approval": open_approval,
+        "past_approvals": [a for a in approvals if a is not open_approval],
+        "provisioning_calls": case.provisioning_calls.order_by("-created_at", "-id")[:10],
+    }
+
+
 @role_required(NOC)
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    case = _get_case(pk)
-    reports = case.reports.select_related("message").order_by("-occurred_at")[:200]
+    case = get_object_or_404(
+        Case.objects.select_related("customer", "assignee", "merged_into").prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.select_related("proposed_by", "decided_by"))
+        ),
+        pk=pk,
+    )
+    reports = case.reports.select_related("message", "confirmed_by").order_by("-occurred_at")[:200]
     events = case.events.select_related("actor", "report").order_by("-at", "-id")[:200]
+    notices = case.notices.order_by("created_at", "id")
     return render(
         request,
         "cases/case_detail.html",
@@ -87,9 +169,11 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "case": case,
             "reports": reports,
             "events": events,
+            "notices": notices,
             "note_form": NoteForm(),
             "status_form": StatusForm(case=case),
             "contacts": case.customer.contacts.all(),
+            **_ladder_panel(request, case),
         },
     )
 
@@ -133,6 +217,267 @@ def case_take(request: HttpRequest, pk: int) -> HttpResponse:
     workflow.assign_case(case, request.user, actor=request.user)
     messages.success(request, "The case is yours.")
     return redirect(case)
+
+
+# --- the ladder's actions ----------------------------------------------------------------------------
+# Each: POST only, role checked here (and again by the service), the object through its access
+# helper (404), the form validated, ONE service call; a refused move becomes a message, never a
+# 500; then back to where the form was (the case page, or the approval queue via `next`).
+
+
+def _back(request: HttpRequest, default) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(default)
+
+
+def _act(
+    request: HttpRequest,
+    form: ladder_forms.LadderActionForm,
+    call: Callable[[dict], object],
+    *,
+    done: str | Callable[[object], str],
+    back,
+) -> HttpResponse:
+    """Validate, make the one service call, say what happened, go back (`back` may take the result)."""
+    if not form.is_valid():
+        messages.error(request, form.error_text())
+        return _back(request, back if not callable(back) else back(None))
+    try:
+        result = call(form.cleaned_data)
+    except (TransitionError, PermissionDenied) as exc:
+        messages.error(request, str(exc) or "You may not do that.")
+        result = None
+    else:
+        messages.success(request, done(result) if callable(done) else done)
+    return _back(request, back(result) if callable(back) else back)
+
+
+@require_POST
+@role_required(NOC)
+def case_send_proposed(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.SendProposedForm(request.POST),
+        lambda d: ladder.send_proposed_step(case, actor=request.user),
+        done=lambda c: f"{c.get_rung_display()} written; a worker sends it now.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_propose(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.ProposeForm(request.POST),
+        lambda d: ladder.propose_step(case, d["rung"], actor=request.user, reason=d["reason"]),
+        done=lambda a: f"{a.get_rung_display()} proposed; it waits for a manager.",
+        back=case,
+    )
+
+
+def _approved_text(approval: Approval) -> str:
+    if approval.status == ApprovalStatus.SCHEDULED:
+        return f"{approval.get_rung_display()} approved, scheduled for {in_utc(approval.scheduled_for)}."
+    return f"{approval.get_rung_display()} approved and carried out."
+
+
+@require_POST
+@role_required(MANAGER)
+def approval_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = _get_approval(pk)
+    return _act(
+        request,
+        ladder_forms.ApproveForm(request.POST),
+        lambda d: ladder.approve(approval, actor=request.user, reason=d["reason"], scheduled_for=d["scheduled_for"]),
+        done=_approved_text,
+        back=approval.case,
+    )
+
+
+@require_POST
+@role_required(MANAGER)
+def approval_refuse(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = _get_approval(pk)
+    return _act(
+        request,
+        ladder_forms.RefuseForm(request.POST),
+        lambda d: ladder.refuse(approval, actor=request.user, reason=d["reason"]),
+        done=lambda a: f"{a.get_rung_display()} refused.",
+        back=approval.case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_cancel_scheduled(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.CancelScheduledForm(request.POST),
+        lambda d: ladder.cancel_scheduled(case, actor=request.user, reason=d["reason"]),
+        done=lambda a: f"The scheduled {a.get_rung_display().lower()} is cancelled.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(MANAGER)
+def case_reinstate(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.ReinstateForm(request.POST),
+        lambda d: ladder.reinstate(case, actor=request.user, reason=d["reason"]),
+        done="Reinstated: back to a warning, on probation.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_hold(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.HoldForm(request.POST),
+        lambda d: ladder.hold_case(case, until=d["until"], reason=d["reason"], actor=request.user),
+        done="Escalation is on hold.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_release_hold(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.ReleaseHoldForm(request.POST),
+        lambda d: ladder.release_hold(case, actor=request.user),
+        done="Hold released.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_de_escalate(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.DeEscalateForm(request.POST),
+        lambda d: ladder.de_escalate(case, actor=request.user, reason=d["reason"]),
+        done=lambda c: f"Stepped down to {c.get_rung_display().lower()}.",
+        back=case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def case_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    return _act(
+        request,
+        ladder_forms.MergeForm(request.POST),
+        lambda d: ladder.merge_cases(case, d["target"], actor=request.user, reason=d["reason"]),
+        done=lambda target: f"{case.reference} merged into {target.reference}.",
+        back=lambda target: target or case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def report_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _get_report(pk)
+    return _act(
+        request,
+        ladder_forms.ConfirmReportForm(request.POST),
+        lambda d: ladder.confirm_report(report, actor=request.user),
+        done=f"Report {report.pk} confirmed: it counts now.",
+        back=report.case,
+    )
+
+
+@require_POST
+@role_required(NOC)
+def report_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _get_report(pk)
+    return _act(
+        request,
+        ladder_forms.RejectReportForm(request.POST),
+        lambda d: ladder.reject_report(report, actor=request.user, reason=d["reason"]),
+        done=f"Report {report.pk} rejected as false.",
+        back=report.case,
+    )
+
+
+# --- managers' pages ---------------------------------------------------------------------------------
+
+
+def _report_count(**filters) -> Coalesce:
+    """Reports on the approval's case matching filters, as a subquery (report_case_time_idx)."""
+    counted = (
+        Report.objects.filter(case_id=OuterRef("case_id"), duplicate_of__isnull=True, **filters)
+        .order_by()
+        .values("case_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+@role_required(MANAGER)
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    """Suspensions and terminations waiting for a manager, oldest first; scheduled ones below."""
+    pending = (
+        Approval.objects.pending()
+        .select_related("case__customer", "case__assignee", "proposed_by")
+        .annotate(
+            unconfirmed=_report_count(needs_confirmation=True, confirmed_at__isnull=True, rejected_at__isnull=True),
+            rejected=_report_count(rejected_at__isnull=False),
+        )
+        .order_by("proposed_at", "pk")  # approval_queue_idx
+    )
+    scheduled = (
+        Approval.objects.filter(status=ApprovalStatus.SCHEDULED)
+        .select_related("case__customer", "decided_by")
+        .order_by("scheduled_for", "pk")  # approval_scheduled_idx
+    )
+    page = _page(request, pending)
+    queue_url = reverse("cases:approval_queue")
+    for approval in page:
+        approval.approve_form = ladder_forms.ApproveForm(
+            action=reverse("cases:approval_approve", args=[approval.pk]),
+            next_url=queue_url,
+            auto_id=f"a{approval.pk}_%s",
+        )
+        approval.refuse_form = ladder_forms.RefuseForm(
+            action=reverse("cases:approval_refuse", args=[approval.pk]),
+            next_url=queue_url,
+            auto_id=f"r{approval.pk}_%s",
+        )
+    scheduled = list(scheduled[:PAGE_SIZE])
+    for approval in scheduled:
+        approval.cancel_form = ladder_forms.CancelScheduledForm(
+            action=reverse("cases:case_cancel_scheduled", args=[approval.case_id]),
+            next_url=queue_url,
+            auto_id=f"c{approval.pk}_%s",
+        )
+    return render(request, "cases/approval_queue.html", {"page": page, "scheduled": scheduled})
+
+
+@role_required(NOC)
+def customer_timeline(request: HttpRequest, customer: int) -> HttpResponse:
+    """A customer's escalation history across all cases: managers review it, NOC staff read it."""
+    timeline = build_timeline(get_object_or_404(Customer, pk=customer))
+    return render(request, "cases/customer_timeline.html", {"timeline": timeline, "customer": timeline.customer})
 
 
 @role_required(NOC)

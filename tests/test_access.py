@@ -17,10 +17,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter
 
-from cases.models import Case, InboundMessage
+from cases.models import Approval, Case, InboundMessage, Report
 from customers.models import Customer
 
 ROLES = ("noc", "manager", "admin")
+# Pages only managers (and admins) open: NOC staff get 403.
+MANAGER_PAGES = {"cases:approval_queue"}
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
@@ -62,7 +64,12 @@ def objects(db) -> dict[str, int]:
     message = InboundMessage.objects.create(
         raw=raw, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), channel="email", subject="test"
     )
-    return {"case": case.pk, "message": message.pk}
+    report = Report.objects.create(
+        case=case, customer=customer, ip="198.51.100.7", occurred_at=T0, category="spam", dedupe_key="walk"
+    )
+    approval = Approval.objects.create(case=case, rung=30, reason="the access walk")
+    ids = {"case": case.pk, "message": message.pk, "report": report.pk, "approval": approval.pk}
+    return {**ids, "customer": customer.pk}
 
 
 def user_with(role: str | None, *, staff: bool = False) -> Client:
@@ -116,6 +123,9 @@ def test_each_role_can_open_every_page(objects, role, name, pattern):
         return
     url = url_for(name, pattern, objects)
     response = user_with(role).get(url)
+    if role == "noc" and name in MANAGER_PAGES:
+        assert response.status_code == 403, url
+        return
     # 405: a POST-only action; 404: a URL whose object this walk cannot make up.
     assert response.status_code in (200, 405, 404), url
     if response.status_code == 404:
