@@ -113,12 +113,8 @@ def _provisioning(e: CaseEvent) -> str:
     return _with(f"provisioning: {action}", e.note)
 
 
-def _notice(verb: str) -> Callable[[CaseEvent], str]:
-    def sentence(e: CaseEvent) -> str:
-        kind = _label(NoticeKind.choices, e.new or e.old) if (e.new or e.old) else "notice"
-        return _with(f"{kind} {verb}" if kind != "notice" else f"notice {verb}", e.note)
-
-    return sentence
+def _notice_kind(e: CaseEvent) -> str:
+    return _label(NoticeKind.choices, e.new) if e.new else "notice"
 
 
 SENTENCES: dict[str, Callable[[CaseEvent], str]] = {
@@ -150,9 +146,9 @@ SENTENCES: dict[str, Callable[[CaseEvent], str]] = {
     "reply": lambda e: "customer replied",
     "customer_replied": lambda e: "customer replied",
     "reply_reviewed": lambda e: f"customer's reply reviewed, by {_by(e)}",
-    "notice_sent": _notice("sent"),
-    "notice_failed": lambda e: _with("notice failed", e.note),
-    "notice_issued": _notice("written, waiting to be sent"),
+    # notices.issue_notice: new=the notice kind; its note repeats the decision's reason, told above it.
+    "notice": lambda e: f"{_notice_kind(e)} written, queued for sending",
+    "notice_failed": lambda e: _with(f"notice failed ({_notice_kind(e)})", e.note),
     "provisioning": _provisioning,
     "provisioning_manual": _provisioning,
     "provisioning_done": lambda e: f"provisioning done: {_label(ProvisioningAction.choices, e.new or e.old)}",

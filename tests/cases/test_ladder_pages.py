@@ -7,7 +7,6 @@ actions go through the views and the real ladder services.
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,23 +23,21 @@ from cases.models import (
     CaseEvent,
     CaseStatus,
     CustomerReply,
-    Notice,
     NoticeKind,
     NoticeStatus,
-    Report,
     Rung,
 )
 from cases.services import ladder
 from cases.templatetags.case_words import event_sentence, in_utc
 from cases.timeline import customer_timeline
-from customers.models import Contact, Customer, StandingChange
+from customers.models import StandingChange
 from customers.services import change_standing
+from tests.cases.ladder_builders import make_case, make_notice, pending_approval, scheduled_approval
 from tests.customers.factories import make_customer
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-_seq = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -50,88 +47,7 @@ def _fresh_policies():
     ladder._forget_policies()
 
 
-# --- builders --------------------------------------------------------------------------------------
-
-
-def make_case(
-    *,
-    rung: int = Rung.WARNING,
-    customer: Customer | None = None,
-    reports: int = 3,
-    unconfirmed: int = 0,
-    category: str = "spam",
-    kind: str = "residential",
-) -> Case:
-    """An open case at `rung`, reached five days ago, with `reports` trusted reports since (after
-    the grace period) and `unconfirmed` reports from unknown individuals."""
-    if customer is None:
-        customer = make_customer(kind=kind)
-        Contact.objects.create(customer=customer, email=f"abuse@{customer.account.lower()}.example")
-    now = timezone.now()
-    since = now - timedelta(days=5)
-    case = Case.objects.create(
-        customer=customer,
-        category=category,
-        status=CaseStatus.WAITING if rung else CaseStatus.OPEN,
-        rung=rung,
-        rung_at=since if rung else None,
-        counted_from=since if rung else None,
-        first_report_at=since - timedelta(hours=1),
-        last_report_at=now - timedelta(hours=1),
-        report_count=reports + unconfirmed,
-    )
-    for i in range(reports + unconfirmed):
-        n = next(_seq)
-        Report.objects.create(
-            case=case,
-            customer=customer,
-            ip="198.51.100.7",
-            occurred_at=now - timedelta(hours=2 + i),
-            category=category,
-            reporter=f"fbl{n}@mail.example" if i < reports else f"person{n}@home.example",
-            format="arf" if i < reports else "freetext",
-            needs_confirmation=i >= reports,
-            evidence=f"evidence {n}",
-            dedupe_key=f"k{n}",
-        )
-    return case
-
-
-def pending_approval(case: Case, *, rung: int = Rung.SUSPENSION, reason: str = "", proposed_by=None) -> Approval:
-    return Approval.objects.create(
-        case=case,
-        rung=rung,
-        reason=reason or "3 further reports from 3 reporters since the warning 5 days ago.",
-        proposed_by=proposed_by,
-        proposed_at=timezone.now() - timedelta(hours=3),
-    )
-
-
-def scheduled_approval(case: Case, manager, *, hours: int = 48) -> Approval:
-    approval = pending_approval(case)
-    approval.status = ApprovalStatus.SCHEDULED
-    approval.decided_by = manager
-    approval.decided_at = timezone.now()
-    approval.decision_reason = "fix it by Friday"
-    approval.scheduled_for = timezone.now() + timedelta(hours=hours)
-    approval.save()
-    return approval
-
-
-def make_notice(case: Case, *, status: str = NoticeStatus.SENT, kind: str = NoticeKind.WARNING, **kw) -> Notice:
-    n = next(_seq)
-    return Notice.objects.create(
-        case=case,
-        kind=kind,
-        key=f"test:{n}",
-        message_id=f"<notice-{n}@abusedesk.test>",
-        recipients=[f"abuse@{case.customer.account.lower()}.example"],
-        subject=kw.pop("subject", f"[{case.reference}] Warning about your connection"),
-        body=kw.pop("body", "We received reports about your connection."),
-        status=status,
-        sent_at=timezone.now() if status == NoticeStatus.SENT else None,
-        **kw,
-    )
+# --- helpers ---------------------------------------------------------------------------------------
 
 
 def in_future(days: int = 3) -> str:
@@ -525,6 +441,26 @@ def test_irreversible_actions_ask_for_confirmation_and_work_without_javascript(c
     assert 'hx-confirm="Merge this case' in page
 
 
+def test_the_case_page_query_count_does_not_grow_with_its_history(client, manager_user, django_assert_max_num_queries):
+    case = make_case(reports=2, unconfirmed=1)
+    pending_approval(case)
+    client.force_login(manager_user)
+
+    def grow(n: int) -> None:
+        for _ in range(n):
+            make_notice(case)
+            CaseEvent.objects.create(case=case, kind="note", note="n", actor=manager_user, actor_kind=ActorKind.USER)
+
+    grow(1)
+    client.get(case.get_absolute_url())
+    with django_assert_max_num_queries(17):
+        client.get(case.get_absolute_url())
+    grow(20)
+    with django_assert_max_num_queries(17):
+        response = client.get(case.get_absolute_url())
+    assert len(response.context["notices"]) == 21
+
+
 def test_the_notice_timeline_shows_every_notice_and_its_content_escaped(client, noc_user):
     case = make_case()
     make_notice(case, kind=NoticeKind.FIRST_NOTICE)
@@ -723,7 +659,8 @@ def _event(kind: str, *, old: str = "", new: str = "", note: str = "", actor=Non
         ("note", "", "", "called them", True, "note by noc1: called them"),
         ("proposed", "", "first_notice", "1", False, "first notice proposed, for a NOC member to send: 1"),
         ("customer_reply", "", "", "", False, "customer replied"),
-        ("notice_failed", "", "", "550 no such user", False, "notice failed: 550 no such user"),
+        ("notice", "", "first_notice", "1 report", False, "first notice written, queued for sending"),
+        ("notice_failed", "", "warning", "550 no such user", False, "notice failed (warning): 550 no such user"),
         ("provisioning_manual", "", "suspend", "", False, "provisioning: to be done by hand: suspend"),
         ("something_new", "a_b", "c", "why", True, "something new: a b → c, by noc1: why"),
         ("quiet_thing", "", "", "", False, "quiet thing"),
