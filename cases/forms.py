@@ -150,6 +150,7 @@ class LadderActionForm(forms.Form):
     Irreversible actions set `confirm`: htmx asks it (hx-confirm) before posting.
     """
 
+    title = ""  # the heading of the form's box in the ladder panel
     submit_label = "Save"
     button_class = "btn-primary"
     confirm = ""
@@ -163,9 +164,14 @@ class LadderActionForm(forms.Form):
         self.helper.attrs = {"hx-post": action, "hx-target": "main", "hx-select": "main", "hx-swap": "outerHTML"}
         if self.confirm:
             self.helper.attrs["hx-confirm"] = self.confirm
+        # The form's auto_id prefix keeps ids unique when one page shows many of these forms.
+        prefix = self.auto_id if isinstance(self.auto_id, str) and "%s" in self.auto_id else ""
         if next_url:
-            self.helper.add_input(Hidden("next", next_url))
-        self.helper.add_input(Submit("submit", self.submit_label, css_class=f"btn-sm {self.button_class}"))
+            self.helper.add_input(Hidden("next", next_url, css_id=prefix % "next" if prefix else None))
+        submit_id = prefix % "submit" if prefix else None
+        submit = Submit("submit", self.submit_label, css_id=submit_id)
+        submit.field_classes = f"btn btn-sm {self.button_class}"  # instead of crispy's btn-primary
+        self.helper.add_input(submit)
 
     def error_text(self) -> str:
         """The form's errors in one line, for a message after the redirect."""
@@ -177,12 +183,14 @@ class LadderActionForm(forms.Form):
 
 
 class SendProposedForm(LadderActionForm):
+    title = "Send what the ladder proposes"
     submit_label = "Send the proposed notice"
 
 
 class ProposeForm(LadderActionForm):
     """A NOC member asks a manager for a suspension or a termination."""
 
+    title = "Ask a manager"
     submit_label = "Propose to a manager"
     button_class = "btn-warning"
     rung = forms.TypedChoiceField(
@@ -194,6 +202,7 @@ class ProposeForm(LadderActionForm):
 
 
 class ApproveForm(LadderActionForm):
+    title = "Approve"
     submit_label = "Approve"
     button_class = "btn-danger"
     confirm = "Approve this step? The customer is told, and provisioning acts on it."
@@ -210,12 +219,14 @@ class ApproveForm(LadderActionForm):
 
 
 class RefuseForm(LadderActionForm):
+    title = "Refuse"
     submit_label = "Refuse"
     button_class = "btn-outline-secondary"
     reason = reason_field()
 
 
 class CancelScheduledForm(LadderActionForm):
+    title = "Cancel the scheduled step"
     submit_label = "Cancel the scheduled step"
     button_class = "btn-outline-danger"
     confirm = "Cancel the scheduled step? The customer will not be suspended at the scheduled time."
@@ -223,6 +234,7 @@ class CancelScheduledForm(LadderActionForm):
 
 
 class ReinstateForm(LadderActionForm):
+    title = "Reinstate the customer"
     submit_label = "Reinstate"
     button_class = "btn-success"
     confirm = "Reinstate this customer? Provisioning restores the service and a notice goes out."
@@ -230,6 +242,7 @@ class ReinstateForm(LadderActionForm):
 
 
 class DeEscalateForm(LadderActionForm):
+    title = "De-escalate"
     submit_label = "Step down one rung"
     button_class = "btn-outline-secondary"
     confirm = "Step this case down one rung?"
@@ -239,6 +252,7 @@ class DeEscalateForm(LadderActionForm):
 class HoldForm(LadderActionForm):
     """Stop escalation until a date: a date alone means midnight UTC at its start."""
 
+    title = "Hold escalation"
     submit_label = "Hold"
     button_class = "btn-outline-primary"
     until = forms.DateTimeField(
@@ -256,6 +270,7 @@ class HoldForm(LadderActionForm):
 
 
 class ReleaseHoldForm(LadderActionForm):
+    title = "Release the hold"
     submit_label = "Release the hold"
     button_class = "btn-outline-primary"
 
@@ -263,6 +278,7 @@ class ReleaseHoldForm(LadderActionForm):
 class MergeForm(LadderActionForm):
     """Fold this case into another one of the same customer: the target by number (12, #12, AD-12)."""
 
+    title = "Merge into another case"
     submit_label = "Merge"
     button_class = "btn-outline-danger"
     confirm = "Merge this case into the other one? This case is closed and its reports move."
@@ -282,11 +298,13 @@ class MergeForm(LadderActionForm):
 
 
 class ConfirmReportForm(LadderActionForm):
+    title = "Confirm the report"
     submit_label = "Confirm"
     button_class = "btn-outline-success"
 
 
 class RejectReportForm(LadderActionForm):
+    title = "Reject the report"
     submit_label = "Reject as false"
     button_class = "btn-outline-danger"
     confirm = "Reject this report as false? It stays on file and never counts."

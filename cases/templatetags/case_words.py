@@ -18,7 +18,16 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from abusedesk.roles import MANAGER, has_role
-from cases.models import ActorKind, Approval, CaseEvent, CaseStatus, NoticeKind, ProvisioningAction, Rung
+from cases.models import (
+    ActorKind,
+    Approval,
+    CaseEvent,
+    CaseStatus,
+    NoticeKind,
+    ProvisioningAction,
+    ReplyChannel,
+    Rung,
+)
 
 register = template.Library()
 
@@ -142,10 +151,9 @@ SENTENCES: dict[str, Callable[[CaseEvent], str]] = {
     "merged_into": lambda e: _with(f"merged into AD-{e.new}, by {_by(e)}", e.note),
     "merged_from": lambda e: _with(f"case AD-{e.new} merged into this one, by {_by(e)}", e.note),
     "links_revoked": lambda e: _with(f"customer links withdrawn, by {_by(e)}", e.note),
-    "customer_reply": lambda e: "customer replied",
-    "reply": lambda e: "customer replied",
-    "customer_replied": lambda e: "customer replied",
-    "reply_reviewed": lambda e: f"customer's reply reviewed, by {_by(e)}",
+    # replies: new=the channel, note=an excerpt of the reply (shown in full in the replies panel).
+    "customer_reply": lambda e: "customer replied" + (f" ({_label(ReplyChannel.choices, e.new)})" if e.new else ""),
+    "reply_reviewed": lambda e: _with(f"customer's reply reviewed, by {_by(e)}", e.note),
     # notices.issue_notice: new=the notice kind; its note repeats the decision's reason, told above it.
     "notice": lambda e: f"{_notice_kind(e)} written, queued for sending",
     "notice_failed": lambda e: _with(f"notice failed ({_notice_kind(e)})", e.note),

@@ -659,6 +659,7 @@ def _event(kind: str, *, old: str = "", new: str = "", note: str = "", actor=Non
         ("note", "", "", "called them", True, "note by noc1: called them"),
         ("proposed", "", "first_notice", "1", False, "first notice proposed, for a NOC member to send: 1"),
         ("customer_reply", "", "", "", False, "customer replied"),
+        ("customer_reply", "", "email", "fixed", False, "customer replied (e-mail reply)"),
         ("notice", "", "first_notice", "1 report", False, "first notice written, queued for sending"),
         ("notice_failed", "", "warning", "550 no such user", False, "notice failed (warning): 550 no such user"),
         ("provisioning_manual", "", "suspend", "", False, "provisioning: to be done by hand: suspend"),
