@@ -184,6 +184,7 @@ class LadderActionForm(forms.Form):
 
 class SendProposedForm(LadderActionForm):
     title = "Send what the ladder proposes"
+    confirm = "Send this notice to the customer now?"
     submit_label = "Send the proposed notice"
 
 

@@ -116,10 +116,12 @@ def _hold(e: CaseEvent) -> str:
 
 
 def _provisioning(e: CaseEvent) -> str:
-    action = _label(ProvisioningAction.choices, e.new or e.old)
-    if e.kind.endswith("manual") or "hand" in (e.note or ""):
-        return f"provisioning: to be done by hand: {action}"
-    return _with(f"provisioning: {action}", e.note)
+    # provisioning: old=the action, new=the outcome (requested, manual, retrying, done, failed),
+    # note=the outcome in words ("to be done by hand: suspend").
+    who = f", by {_by(e)}" if e.actor_kind == ActorKind.USER else ""
+    if e.note:
+        return f"provisioning{who}: {e.note}"
+    return f"provisioning{who}: {_label(ProvisioningAction.choices, e.old)} {e.new.replace('_', ' ')}".rstrip()
 
 
 def _notice_kind(e: CaseEvent) -> str:
@@ -158,11 +160,6 @@ SENTENCES: dict[str, Callable[[CaseEvent], str]] = {
     "notice": lambda e: f"{_notice_kind(e)} written, queued for sending",
     "notice_failed": lambda e: _with(f"notice failed ({_notice_kind(e)})", e.note),
     "provisioning": _provisioning,
-    "provisioning_manual": _provisioning,
-    "provisioning_done": lambda e: f"provisioning done: {_label(ProvisioningAction.choices, e.new or e.old)}",
-    "provisioning_failed": lambda e: _with(
-        f"provisioning failed: {_label(ProvisioningAction.choices, e.new or e.old)}", e.note
-    ),
 }
 
 
