@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cases import views
+from cases import views, views_replies
 
 app_name = "cases"
 
@@ -25,6 +25,9 @@ urlpatterns = [
     path("approvals/<int:pk>/approve/", views.approval_approve, name="approval_approve"),
     path("approvals/<int:pk>/refuse/", views.approval_refuse, name="approval_refuse"),
     path("customers/<int:customer>/timeline/", views.customer_timeline, name="customer_timeline"),
+    # Customers' replies and links (POST only; the replies panel on the case page).
+    path("cases/<int:pk>/revoke-links/", views_replies.case_revoke_links, name="case_revoke_links"),
+    path("replies/<int:pk>/review/", views_replies.reply_review, name="reply_review"),
     path("messages/", views.message_list, name="message_list"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/raw/", views.message_raw, name="message_raw"),

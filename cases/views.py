@@ -30,6 +30,7 @@ from cases.models import (
     Case,
     CaseStatus,
     Category,
+    CustomerReply,
     InboundMessage,
     Notice,
     NoticeStatus,
@@ -155,7 +156,8 @@ def _ladder_panel(request: HttpRequest, case: Case) -> dict:
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(
         Case.objects.select_related("customer", "assignee", "merged_into").prefetch_related(
-            Prefetch("approvals", queryset=Approval.objects.select_related("proposed_by", "decided_by"))
+            Prefetch("approvals", queryset=Approval.objects.select_related("proposed_by", "decided_by")),
+            Prefetch("replies", queryset=CustomerReply.objects.select_related("reviewed_by")),  # partials/replies.html
         ),
         pk=pk,
     )

@@ -161,6 +161,13 @@ def _process_claimed(ids: list[int], *, actor=None) -> IntakeSummary:
     pairs: list[tuple[ParsedEvent, InboundMessage]] = []
     outcome: dict[tuple[str, int], list[int]] = defaultdict(list)
     for message in InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.PARSING).order_by("pk"):
+        # A customer's answer to one of our notices goes on its case (in its own transaction, with
+        # the message's status) and never through the report parsers: it quotes the notice, whose
+        # addresses would be filed against the customer. Header-only and cheap when it is not one.
+        from cases.services.replies import thread_reply
+
+        if thread_reply(message, bytes(message.raw)):
+            continue
         result = _parse_stored(message)  # outside any transaction: parsing can take a while
         if not result.events:
             InboundMessage.objects.filter(pk=message.pk).update(
