@@ -225,6 +225,11 @@ PROVISIONING_WEBHOOK_SECRET = env("PROVISIONING_WEBHOOK_SECRET") or (
     Path(env("PROVISIONING_WEBHOOK_SECRET_FILE")).read_text().strip() if env("PROVISIONING_WEBHOOK_SECRET_FILE") else ""
 )
 PROVISIONING_WEBHOOK_TIMEOUT = float(env("PROVISIONING_WEBHOOK_TIMEOUT", "10"))
+# A call that got no answer, a timeout, 408/429 or 5xx is tried again this many times in all, the
+# first retry after the base delay and each further one after twice as long (capped); then it fails.
+PROVISIONING_MAX_ATTEMPTS = int(env("PROVISIONING_MAX_ATTEMPTS", "8"))
+PROVISIONING_RETRY_BACKOFF_SECONDS = float(env("PROVISIONING_RETRY_BACKOFF_SECONDS", "30"))
+PROVISIONING_RETRY_BACKOFF_MAX_SECONDS = float(env("PROVISIONING_RETRY_BACKOFF_MAX_SECONDS", "900"))
 
 # Limits on what a sender can make us store or show.
 INTAKE_MAX_MESSAGE_BYTES = int(env("INTAKE_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
@@ -260,4 +265,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-unparsed-messages": {"task": "cases.tasks.requeue_unparsed_messages", "schedule": 300.0},
     "ladder-tick": {"task": "cases.tasks_ladder.ladder_tick_task", "schedule": 60.0, "options": {"expires": 60.0}},
+    "sweep-provisioning": {
+        "task": "cases.tasks_provisioning.sweep_provisioning_task",
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
 }
