@@ -385,7 +385,8 @@ def _lock(case_or_id) -> Case:
 
 
 def _require(actor, role: str, what: str) -> None:
-    if not has_role(actor, role):
+    # The system and customers (ActorKind values, None) hold no role.
+    if not getattr(actor, "is_authenticated", False) or not has_role(actor, role):
         raise PermissionDenied(f"Only {role} staff can {what}.")
 
 
