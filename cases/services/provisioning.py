@@ -216,7 +216,7 @@ def request_provisioning(
 @transaction.atomic
 def mark_done_by_hand(call: ProvisioningCall, *, actor, note: str) -> ProvisioningCall:
     """Staff record that they did by hand what the webhook was not there, or failed, to do."""
-    if not has_role(actor, NOC):
+    if not getattr(actor, "is_authenticated", False) or not has_role(actor, NOC):
         raise PermissionDenied("Only NOC staff can record a provisioning action as done.")
     note = (note or "").strip()
     if not note:
@@ -269,19 +269,15 @@ class Answer:
 def post(url: str, payload: dict, *, secret: str, timeout: float) -> Answer:
     body = body_bytes(payload)
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "abusedesk-provisioning/1",
-            "X-Abusedesk-Timestamp": timestamp,
-            "X-Abusedesk-Signature": signature(secret, timestamp, body),
-            "Idempotency-Key": payload.get("key", ""),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "abusedesk-provisioning/1",
+        "X-Abusedesk-Timestamp": timestamp,
+        "X-Abusedesk-Signature": signature(secret, timestamp, body),
+        "Idempotency-Key": payload.get("key", ""),
+    }
     try:
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         with _opener.open(request, timeout=timeout) as response:
             return Answer(response.status, "", False)
     except urllib.error.HTTPError as exc:

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cases.models import CaseEvent, ProvisioningCall, ProvisioningStatus, Report, Rung
+from cases.models import ActorKind, CaseEvent, ProvisioningCall, ProvisioningStatus, Report, Rung
 from cases.services import provisioning
 from cases.services.common import TransitionError
 from cases.services.provisioning import call_provisioning, mark_done_by_hand, request_provisioning
@@ -158,6 +158,13 @@ def test_a_refused_connection_is_retried_then_failed_after_the_last_attempt(
     assert events[-1][2].startswith("suspend: gave up after 3 attempts: connection failed")
 
 
+def test_an_unusable_url_fails_at_once(case, settings, django_capture_on_commit_callbacks):
+    settings.PROVISIONING_WEBHOOK_URL = "provisioning.isp.example/hook"  # no scheme
+    call = _request(django_capture_on_commit_callbacks, case)
+    assert (call.status, call.attempts) == ("failed", 1)
+    assert call.last_error.startswith("bad webhook URL")
+
+
 def test_without_a_url_the_action_is_recorded_to_be_done_by_hand(case, settings, django_capture_on_commit_callbacks):
     settings.PROVISIONING_WEBHOOK_URL = ""
     with django_capture_on_commit_callbacks() as queued:
@@ -172,8 +179,9 @@ def test_without_a_url_the_action_is_recorded_to_be_done_by_hand(case, settings,
 def test_staff_record_a_manual_action_as_done(case, settings, noc_user, norole_user):
     settings.PROVISIONING_WEBHOOK_URL = ""
     call = request_provisioning(case, "suspend", actor=None)
-    with pytest.raises(PermissionDenied):
-        mark_done_by_hand(call, actor=norole_user, note="done")
+    for nobody in (norole_user, None, ActorKind.CUSTOMER):
+        with pytest.raises(PermissionDenied):
+            mark_done_by_hand(call, actor=nobody, note="done")
     with pytest.raises(TransitionError):
         mark_done_by_hand(call, actor=noc_user, note="  ")
     mark_done_by_hand(call, actor=noc_user, note="port shut on bras-3")
