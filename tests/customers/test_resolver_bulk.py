@@ -146,14 +146,6 @@ def _plan_nodes(node: dict):
     connection.vendor != "postgresql",
     reason="PostgreSQL only: allocation_resolve_idx (customers/0002) is an expression index SQLite does not have",
 )
-# Strict: the day resolve_many's query uses the index, this mark fails the test and must go.
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue #6 (the bulk look-up must use the resolve index): resolve_many sends one IN list of a chunk's "
-    "candidate networks; the planner expects most of the table to match and reads all of it. A LATERAL look-up "
-    "per pair (LIMIT 1, its own instant) uses allocation_resolve_idx.",
-)
 def test_resolve_many_is_served_by_the_resolve_index_on_postgresql():
     # An ISP's shape, small: 16 residential /24 pools, each address with 30 days of daily leases
     # (~123,000 rows), so that a batch names a small part of the table and an index that could not
