@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.test import override_settings
 from django.utils import timezone
 
@@ -129,8 +130,8 @@ def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
     a customer who was suspended, reinstated and reported again (termination proposed), a
     business customer's first notice waiting for a NOC member, and customers' replies.
     """
-    from cases.models import Approval, ApprovalStatus, Case
-    from cases.services import ladder
+    from cases.models import Approval, ApprovalStatus, Case, ReplyChannel
+    from cases.services import ladder, replies
 
     now = timezone.now().replace(microsecond=0)
     day = timedelta(days=1)
@@ -139,9 +140,12 @@ def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
     def line(kind: str) -> Allocation | None:
         candidates = [
             a
+            # A line held all along (a static block, a residential line's IPv6 prefix): the story's
+            # reports from weeks ago must resolve to the same customer.
             for a in Allocation.objects.filter(
-                customer__kind=kind, family=4, prefixlen__gte=29, valid_to__isnull=True, valid_from__lt=now - 60 * day
+                customer__kind=kind, valid_to__isnull=True, valid_from__lt=now - 60 * day
             )
+            .filter(Q(family=6) | Q(prefixlen__gte=29))
             .select_related("customer")
             .order_by("pk")[:400]
             if a.customer_id not in picked and a.customer.contacts.exists()
@@ -192,9 +196,12 @@ def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
                 approval, actor=manager, reason="Give them two days to clean up.", scheduled_for=now + 2 * day
             )
         made["suspension_scheduled"] = case.pk
-    # Suspended, reinstated, and reported again on probation: termination waits for a manager.
-    alloc = line("residential")
-    if alloc is not None:
+    # Suspended, reinstated, and reported again on probation: termination waits for a manager;
+    # a second such customer's termination was approved.
+    for name in ("termination_proposed", "terminated"):
+        alloc = line("residential")
+        if alloc is None:
+            continue
         for d in (45, 41, 37):
             n += 1
             case_ids = report(n, alloc, now - d * day)
@@ -204,7 +211,22 @@ def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
         )
         n += 1
         report(n, alloc, now - 3 * day)
-        made["termination_proposed"] = case_ids[0]
+        if name == "terminated":
+            ladder.approve(
+                pending(case_ids[0]), actor=manager, reason="Spam again within weeks of reinstatement.", now=now - day
+            )
+        made[name] = case_ids[0]
+    # A first notice the customer answered from the link: escalation waits for a NOC member's review.
+    alloc = line("residential")
+    if alloc is not None:
+        n += 1
+        case = Case.objects.get(pk=report(n, alloc, now - 2 * day)[0])
+        replies.record_customer_reply(
+            case,
+            "Thanks for the notice. It was my son's laptop: we reinstalled it and changed the mail password.",
+            channel=ReplyChannel.LINK,
+        )
+        made["customer_replied"] = case.pk
     # A business customer's first notice waits for a NOC member to confirm it.
     alloc = line("business")
     if alloc is not None:
