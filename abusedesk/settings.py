@@ -216,6 +216,8 @@ NOTICE_FROM_EMAIL = env("NOTICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 NOTICE_REPLY_TO = env("NOTICE_REPLY_TO", DEFAULT_FROM_EMAIL)
 # Sending: a notice is tried this many times (Celery retries with backoff), then marked failed.
 NOTICE_MAX_ATTEMPTS = int(env("NOTICE_MAX_ATTEMPTS", "6"))
+# The first retry waits this long; each further one twice as long (at most an hour).
+NOTICE_RETRY_BASE_SECONDS = int(env("NOTICE_RETRY_BASE_SECONDS", "60"))
 # A claim older than this belongs to a worker that died mid-send; the sweeper takes it back.
 NOTICE_CLAIM_TIMEOUT_SECONDS = int(env("NOTICE_CLAIM_TIMEOUT_SECONDS", "300"))
 # The provisioning webhook (restriction, suspension, reinstatement, termination). Empty URL:
@@ -270,4 +272,5 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 120.0},
     },
+    "sweep-outbox": {"task": "cases.tasks_notices.sweep_outbox_task", "schedule": 60.0, "options": {"expires": 60.0}},
 }

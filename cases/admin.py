@@ -238,3 +238,7 @@ class ProvisioningCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status", "action")
     list_select_related = ("case", "case__customer")
     raw_id_fields = ("case",)
+
+
+# Notice templates: their own module (the editor with a preview on a real case).
+from cases import admin_notices  # noqa: E402, F401

@@ -44,4 +44,5 @@ def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) ->
 # registers them with the worker, which only discovers modules named tasks.
 from cases.tasks_intake_io import enrich_report_task, poll_imap_task  # noqa: E402, F401
 from cases.tasks_ladder import evaluate_cases_task, ladder_tick_task  # noqa: E402, F401
+from cases.tasks_notices import send_notice_task, sweep_outbox_task  # noqa: E402, F401
 from cases.tasks_provisioning import call_provisioning_task, sweep_provisioning_task  # noqa: E402, F401
