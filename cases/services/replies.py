@@ -170,11 +170,22 @@ def record_customer_reply(
     if not case.awaiting_review:
         case.awaiting_review = True
         case.save(update_fields=["awaiting_review", "updated_at"])
-    if case.approvals.filter(status=ApprovalStatus.SCHEDULED).exists():
+    # Anyone can write to the guessable plus address, so a mail reply cancels a scheduled step
+    # only when it comes from one of the customer's contacts; the signed link proves itself.
+    if case.approvals.filter(status=ApprovalStatus.SCHEDULED).exists() and _speaks_for(case, channel, message):
         ladder.cancel_scheduled(
             case, actor=ActorKind.CUSTOMER, reason="The customer replied before the scheduled time."
         )
     return reply
+
+
+def _speaks_for(case: Case, channel: str, message: InboundMessage | None) -> bool:
+    if channel == ReplyChannel.LINK:
+        return True
+    if message is None:
+        return False
+    sender = parseaddr(message.sender or "")[1].strip().lower()
+    return bool(sender) and case.customer.contacts.filter(email__iexact=sender).exists()
 
 
 @transaction.atomic

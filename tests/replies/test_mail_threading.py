@@ -218,3 +218,27 @@ def test_a_long_reply_is_cut(case):
     notice = sent_notice(case)
     reply = assert_threaded(take_in(mail(f"In-Reply-To: {notice.message_id}\r\n", "word " * 5000)), case)
     assert len(reply.text) <= 5000 and reply.text.endswith("[… shortened]")
+
+
+@pytest.mark.parametrize(("contact", "cancelled"), [(True, True), (False, False)])
+def test_only_a_customer_contact_can_cancel_a_scheduled_suspension_by_mail(case, contact, cancelled):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cases.models import Approval, ApprovalStatus, Rung
+    from customers.models import Contact
+
+    if contact:
+        Contact.objects.create(customer=case.customer, email="owner@customer.example")
+    approval = Approval.objects.create(
+        case=case,
+        rung=Rung.SUSPENSION,
+        status=ApprovalStatus.SCHEDULED,
+        reason="three reports after a warning",
+        scheduled_for=timezone.now() + timedelta(days=2),
+    )
+    message = take_in(mail(f"Message-ID: <r9@customer.example>\r\nTo: abuse+{case.reference}@isp.example\r\n"))
+    assert_threaded(message, case)  # recorded either way, for staff to read
+    approval.refresh_from_db()
+    assert (approval.status == ApprovalStatus.CANCELLED) is cancelled
