@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import re
 import smtplib
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -292,7 +293,8 @@ def redact(text: str, keep: Iterable[str] = (), *, limit: int | None = EXCERPT_M
 def _engine() -> Engine:
     # An engine of our own: notice templates load only from templates/ (the filesystem loader
     # refuses paths outside it), and whether output is escaped is the Context's choice below.
-    return Engine(dirs=[str(settings.BASE_DIR / "templates")], app_dirs=False)
+    # debug: a syntax error says its line, for the admin who wrote it.
+    return Engine(dirs=[str(settings.BASE_DIR / "templates")], app_dirs=False, debug=True)
 
 
 def builtin_sources(kind: str) -> dict[str, str]:
@@ -710,7 +712,7 @@ def build_message(notice: Notice, connection=None) -> EmailMultiAlternatives:
     return message
 
 
-class _Connections:
+class _Connections(threading.local):
     """One SMTP connection per worker process, reused between notices: a new SMTP session per
     notice costs more than the notice. Dropped when the mail settings change or it sat idle.
     Other backends (the file backend of the demo, locmem in tests) get a fresh one per notice,
@@ -789,15 +791,19 @@ def send_notice(notice_id: int) -> str:
         _connections.send(notice)
     except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
         return _record_failure(notice, claim, exc)
-    sent = (
+    if not mark_sent(notice_id, claim=claim):
+        log.warning("notice %s was sent, but another worker had claimed it again meanwhile", notice_id)
+    return SENT
+
+
+def mark_sent(notice_id: int, *, claim: datetime) -> bool:
+    """Record that the SMTP server accepted the notice: only if the claim is still ours, or the
+    sweeper took it back (we were slow, not dead) and nobody has claimed it again since."""
+    return bool(
         Notice.objects.filter(pk=notice_id)
-        # Our claim, or one the sweeper took back meanwhile and nobody re-claimed yet.
         .filter(Q(status=NoticeStatus.SENDING, claimed_at=claim) | Q(status=NoticeStatus.PENDING))
         .update(status=NoticeStatus.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None)
     )
-    if not sent:
-        log.warning("notice %s was sent, but its claim had been taken over meanwhile", notice_id)
-    return SENT
 
 
 def _record_failure(notice: Notice, claim: datetime, exc: BaseException) -> str:
@@ -853,6 +859,7 @@ def sweep_outbox(*, now: datetime | None = None, limit: int = 1000) -> int:
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.NOTICE_CLAIM_TIMEOUT_SECONDS)
+    taken_back = []
     for pk, attempts, claimed_at in (
         Notice.objects.filter(status=NoticeStatus.SENDING, claimed_at__lt=stale_before)  # notice_sending_idx
         .order_by("claimed_at")
@@ -862,10 +869,11 @@ def sweep_outbox(*, now: datetime | None = None, limit: int = 1000) -> int:
         if attempts >= settings.NOTICE_MAX_ATTEMPTS:
             fail_notice(pk, error=f"Gave up after {attempts} attempts. {error}", claim=claimed_at)
             continue
-        Notice.objects.filter(pk=pk, status=NoticeStatus.SENDING, claimed_at=claimed_at).update(
-            status=NoticeStatus.PENDING, claimed_at=None, next_attempt_at=None, last_error=error
-        )
-        log.warning("notice %s: claim taken back from a stopped worker", pk)
+        if Notice.objects.filter(pk=pk, status=NoticeStatus.SENDING, claimed_at=claimed_at).update(
+            status=NoticeStatus.PENDING, claimed_at=None, next_attempt_at=now, last_error=error
+        ):
+            taken_back.append(pk)
+            log.warning("notice %s: claim taken back from a stopped worker", pk)
     lost = Q(next_attempt_at__isnull=True, created_at__lt=stale_before) | Q(
         next_attempt_at__isnull=False, next_attempt_at__lt=stale_before
     )
@@ -875,9 +883,10 @@ def sweep_outbox(*, now: datetime | None = None, limit: int = 1000) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    if not ids:
-        return 0
-    Notice.objects.filter(pk__in=ids, status=NoticeStatus.PENDING).update(next_attempt_at=now)
+    if ids:
+        Notice.objects.filter(pk__in=ids, status=NoticeStatus.PENDING).update(next_attempt_at=now)
+    # Claims taken back just now carry next_attempt_at=now, so they are not among ids.
+    ids = taken_back + ids
     for pk in ids:
         queue.enqueue_on_commit(SEND_TASK, pk)
     return len(ids)
