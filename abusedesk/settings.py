@@ -222,7 +222,8 @@ NOTICE_REPLY_TO = env("NOTICE_REPLY_TO", DEFAULT_FROM_EMAIL)
 NOTICE_MAX_ATTEMPTS = int(env("NOTICE_MAX_ATTEMPTS", "6"))
 # The first retry waits this long; each further one twice as long (at most an hour).
 NOTICE_RETRY_BASE_SECONDS = int(env("NOTICE_RETRY_BASE_SECONDS", "60"))
-# A claim older than this belongs to a worker that died mid-send; the sweeper takes it back.
+# A claim older than this belongs to a worker that died mid-send; the sweeper takes it back. A pending
+# notice nobody claimed for this long lost its task (a Redis outage); the sweeper queues it again.
 NOTICE_CLAIM_TIMEOUT_SECONDS = int(env("NOTICE_CLAIM_TIMEOUT_SECONDS", "300"))
 # The provisioning webhook (restriction, suspension, reinstatement, termination). Empty URL:
 # each action is recorded as "to be done by hand" and shown so on the case.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import logging
 import re
 import smtplib
@@ -44,6 +43,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString
 
+from abusedesk.lib.redaction import redact
 from cases import queue
 from cases.models import (
     ActorKind,
@@ -238,54 +238,6 @@ def _dedupe_addresses(addresses: Iterable[str]) -> list[str]:
     return out
 
 
-# --- redaction -------------------------------------------------------------------------------------
-
-_EMAIL = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
-_IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
-# Candidates only: a time (14:02:33) or a MAC address also matches; ipaddress decides.
-_IPV6 = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:" + _IPV4 + r"|[0-9A-Fa-f]{1,4})?"
-_ADDRESS_RE = re.compile(
-    rf"(?P<email>{_EMAIL})"
-    rf"|(?<![0-9A-Za-z:.])(?P<ip6>{_IPV6})(?![0-9A-Za-z:])"
-    rf"|(?<![0-9A-Za-z.])(?P<ip4>{_IPV4})(?!\.?[0-9])"
-)
-REDACTED = "[redacted]"
-
-
-def _canonical_ip(text: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
-def redact(text: str, keep: Iterable[str] = (), *, limit: int | None = EXCERPT_MAX_CHARS) -> str:
-    """Evidence fit to show a customer: every e-mail address, and every IP address that is not one
-    of `keep` (the case's reported addresses), becomes [redacted]; then cut to `limit` characters.
-
-    Redaction runs before the cut, so the cut can never leave half an address readable.
-    """
-    kept = {c for c in (_canonical_ip(k) for k in keep) if c}
-
-    def replace(match: re.Match) -> str:
-        if match.group("email"):
-            return REDACTED
-        candidate = match.group("ip6") or match.group("ip4")
-        canonical = _canonical_ip(candidate)
-        if canonical is None:  # a time, a MAC address, a version number out of range
-            return candidate
-        return candidate if canonical in kept else REDACTED
-
-    text = _ADDRESS_RE.sub(replace, text or "")
-    if limit is not None and len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        text = text[: cut if cut > limit // 2 else limit].rstrip() + "\n[… cut …]"
-    return text
-
-
 # --- rendering --------------------------------------------------------------------------------------
 
 
@@ -430,7 +382,7 @@ def notice_context(
             }
             for r in reports
         ],
-        evidence=redact(source.evidence, addresses) if source else "",
+        evidence=redact(source.evidence, addresses, limit=EXCERPT_MAX_CHARS) if source else "",
         what_to_do=WHAT_TO_DO.get(case.category, WHAT_TO_DO[Category.OTHER]),
         next_step=str(extra.get("next_step") or DEFAULT_NEXT_STEP.get(kind, "")),
         deadline=iso_utc(deadline) if isinstance(deadline, datetime) else str(deadline or ""),

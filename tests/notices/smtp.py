@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.fixtures_services import ReceivedMail, free_port, wait_until
+from tests.fixtures_services import ReceivedMail, _Collector, free_port, wait_until
 
 
 @dataclass
@@ -56,9 +56,8 @@ class ScriptedSmtp:
         }
 
 
-class _Handler:
-    def __init__(self, server: ScriptedSmtp) -> None:
-        self.server = server
+class _Handler(_Collector):
+    """The fixture's collector, with a script for RCPT and a pause before answering DATA."""
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802 - aiosmtpd's name
         with self.server.lock:
@@ -69,14 +68,10 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's name
-        content = envelope.original_content or envelope.content
-        if isinstance(content, str):
-            content = content.encode("utf-8")
-        with self.server.lock:
-            self.server.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), content))
+        reply = await super().handle_DATA(server, session, envelope)  # stored: accepted
         if self.server.data_delay:
             await asyncio.sleep(self.server.data_delay)
-        return "250 Message accepted for delivery"
+        return reply
 
 
 def start_scripted_smtp() -> tuple[ScriptedSmtp, object]:
