@@ -36,7 +36,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.db import IntegrityError, transaction
-from django.db.models import BinaryField, F, Q
+from django.db import connection as db
+from django.db.models import BinaryField, Q
 from django.db.models.functions import Substr
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
@@ -601,16 +602,26 @@ def _due(now: datetime) -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
 
 
-def claim_notice(notice_id: int, *, now: datetime | None = None) -> datetime | None:
-    """Take a pending, due notice for sending: one conditional UPDATE, committed at once. Returns
-    the claim's time (the token later updates check), or None when it was not ours to take."""
+def claim_notice(notice_id: int, *, now: datetime | None = None) -> Notice | None:
+    """Take a pending, due notice for sending: one conditional UPDATE, committed at once, which
+    also returns the row (RETURNING: no second query). None when it was not ours to take. The
+    row's claimed_at is the claim's token, which later updates check."""
     now = now or timezone.now()
-    taken = (
-        Notice.objects.filter(pk=notice_id, status=NoticeStatus.PENDING)
-        .filter(_due(now))
-        .update(status=NoticeStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+    at = db.ops.adapt_datetimefield_value(now)
+    columns = ", ".join(db.ops.quote_name(f.column) for f in Notice._meta.concrete_fields)
+    q = db.ops.quote_name
+    sql = (
+        f"UPDATE {q(Notice._meta.db_table)} SET {q('status')} = %s, {q('claimed_at')} = %s, "
+        f"{q('attempts')} = {q('attempts')} + 1 "
+        f"WHERE {q('id')} = %s AND {q('status')} = %s "
+        f"AND ({q('next_attempt_at')} IS NULL OR {q('next_attempt_at')} <= %s) RETURNING {columns}"
     )
-    return now if taken else None
+    rows = list(Notice.objects.raw(sql, [NoticeStatus.SENDING, at, notice_id, NoticeStatus.PENDING, at]))
+    if not rows:
+        return None
+    notice = rows[0]
+    notice.claimed_at = now  # the token, exactly as written
+    return notice
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -735,10 +746,10 @@ def send_notice(notice_id: int) -> str:
     Runs in a worker, outside any transaction: the claim commits before the SMTP session starts,
     and nothing is rendered here; the row holds the notice as it is sent.
     """
-    claim = claim_notice(notice_id)
-    if claim is None:
+    notice = claim_notice(notice_id)
+    if notice is None:
         return SKIPPED
-    notice = Notice.objects.get(pk=notice_id)
+    claim = notice.claimed_at
     try:
         _connections.send(notice)
     except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:

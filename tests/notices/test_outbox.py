@@ -99,7 +99,7 @@ def test_a_dead_workers_claim_is_taken_back_and_the_second_copy_has_the_same_mes
     """The one exception: killed after the SMTP server accepted, before the row was marked."""
     settings.NOTICE_CLAIM_TIMEOUT_SECONDS = 300
     notice = issue(django_capture_on_commit_callbacks)
-    claim = notices.claim_notice(notice.pk)
+    claim = notices.claim_notice(notice.pk).claimed_at
     notices.build_message(row(notice)).send()  # accepted; then the worker is killed
     assert notices.sweep_outbox(now=claim + timedelta(seconds=200)) == 0  # a live claim is left alone
     assert row(notice).status == NoticeStatus.SENDING
@@ -116,7 +116,7 @@ def test_a_slow_worker_that_finishes_after_its_claim_was_taken_back_is_not_follo
 ):
     settings.NOTICE_CLAIM_TIMEOUT_SECONDS = 300
     notice = issue(django_capture_on_commit_callbacks)
-    claim = notices.claim_notice(notice.pk)
+    claim = notices.claim_notice(notice.pk).claimed_at
     with time_machine.travel(claim + timedelta(seconds=301)):
         with django_capture_on_commit_callbacks(execute=False) as queued:
             assert notices.sweep_outbox() == 1
