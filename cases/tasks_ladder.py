@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError, OperationalError
 
-from cases.services import ladder
+from cases.services import ladder, notices
 
 
 @shared_task(
@@ -20,8 +20,6 @@ def evaluate_cases_task(case_ids: list[int], report_ids: list[int] | None = None
     """After filing: climb or propose where the policy says so; thank the human reporters."""
     acted = ladder.evaluate_cases(case_ids)
     if report_ids:
-        from cases.services import notices  # TEMPORARY: the module is being written alongside
-
         notices.acknowledge_reporters(report_ids)
     return acted
 

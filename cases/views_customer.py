@@ -24,14 +24,8 @@ from django.views.decorators.http import require_http_methods
 from abusedesk.lib.redaction import redact
 from cases.models import Case, NoticeKind, NoticeStatus, ReplyChannel
 from cases.services.common import TransitionError
-from cases.services.replies import (
-    MAX_WAITING_REPLIES,
-    REPLY_MAX_CHARS,
-    LinkError,
-    current_case,
-    read_link_token,
-    record_customer_reply,
-)
+from cases.services.links import LinkError, read_link_token
+from cases.services.replies import MAX_WAITING_REPLIES, REPLY_MAX_CHARS, current_case, record_customer_reply
 
 # What the page shows of a case with many reports: the newest, each evidence cut to an excerpt.
 REPORTS_SHOWN = 50

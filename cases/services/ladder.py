@@ -48,6 +48,7 @@ from cases.models import (
     StepMode,
     rung_key,
 )
+from cases.services import notices, provisioning
 from cases.services.common import TransitionError, actor_kwargs, actor_label
 from customers.models import Customer, CustomerKind, Standing
 from customers.services import change_standing
@@ -72,14 +73,6 @@ CUSTOMER_NOTICE_KINDS = (
     NoticeKind.SUSPENSION,
     NoticeKind.TERMINATION,
 )
-
-
-def _outboxes():
-    # TEMPORARY while the notices and provisioning modules are being written alongside: imported
-    # at call time so that the rest of the package imports without them.
-    from cases.services import notices, provisioning
-
-    return notices, provisioning
 
 
 # --- the pure part ------------------------------------------------------------------------------
@@ -404,7 +397,6 @@ def _next_text(rung: int, deadline: datetime) -> str:
 
 def _climb(case: Case, rung: int, *, policy: Policy, actor, reason: str, now: datetime) -> None:
     """Put a locked case on `rung`: audit, notice and provisioning rows, standing. One transaction."""
-    notices, provisioning = _outboxes()
     old = case.rung
     # How many times this case reached this rung before: a fresh key per climb, the same key on a retry.
     times = CaseEvent.objects.filter(case=case, kind="rung", new=rung_key(rung)).count()
@@ -635,7 +627,6 @@ def approve(
     approval: Approval, *, actor, reason: str, scheduled_for: datetime | None = None, now: datetime | None = None
 ) -> Approval:
     """A manager approves a suspension or termination: at once, or scheduled ("at T unless fixed")."""
-    notices, provisioning = _outboxes()
     _require(actor, MANAGER, "approve a suspension or termination")
     reason = (reason or "").strip()
     if not reason:
@@ -729,7 +720,6 @@ def cancel_scheduled(case: Case, *, actor, reason: str) -> Approval:
 @transaction.atomic
 def reinstate(case: Case, *, actor, reason: str, now: datetime | None = None) -> Case:
     """A manager reinstates a suspended customer: back to a warning, on probation."""
-    notices, provisioning = _outboxes()
     _require(actor, MANAGER, "reinstate a customer")
     reason = (reason or "").strip()
     if not reason:
@@ -810,7 +800,6 @@ def release_hold(case: Case, *, actor) -> Case:
 @transaction.atomic
 def de_escalate(case: Case, *, actor, reason: str) -> Case:
     """One rung down (a warning sent in error, a fixed problem). Suspensions need reinstate()."""
-    notices, provisioning = _outboxes()
     _require(actor, NOC, "de-escalate a case")
     reason = (reason or "").strip()
     if not reason:
@@ -929,7 +918,6 @@ def merge_cases(source: Case, target: Case, *, actor, reason: str) -> Case:
 def on_case_closed(case: Case, *, actor) -> None:
     """Called (inside the transaction) when a case is resolved or rejected: lift its restriction,
     drop what was waiting, and let the standing follow."""
-    notices, provisioning = _outboxes()
     fields = []
     if case.restricted:
         provisioning.request_provisioning(case, ProvisioningAction.UNRESTRICT, actor=actor, detail=case.restricted)

@@ -62,7 +62,7 @@ from cases.models import (
 )
 from cases.services.common import actor_kwargs, storable
 from cases.services.filing import source_trust
-from cases.services.replies import customer_url
+from cases.services.links import customer_url
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,8 @@ from email.policy import compat32
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from abusedesk.roles import NOC, has_role
@@ -55,9 +53,7 @@ from cases.services.common import TransitionError, actor_kwargs, storable
 
 log = logging.getLogger(__name__)
 
-LINK_SALT = "abusedesk.customer-link"
 # Signed tokens are ~60 characters; anything much longer is not one of ours.
-TOKEN_MAX_CHARS = 500
 # What a customer may write (the form enforces it; mail is cut to it).
 REPLY_MAX_CHARS = 5000
 # Replies by the link that may wait unread: past this the form refuses, so a leaked link
@@ -67,46 +63,6 @@ MAX_WAITING_REPLIES = 20
 REPLY_FORMAT = "customer_reply"
 # Only mail can answer a notice; an API post or a bulk file never does.
 THREADED_CHANNELS = (Channel.EMAIL, Channel.IMAP, Channel.UPLOAD)
-
-
-ANSWER_BY_MAIL = "Reply to our e-mail instead; our abuse team reads every reply."
-
-
-class LinkError(Exception):
-    """The link is not valid: tampered with, expired or revoked. The message is fit to show."""
-
-
-# --- the signed link -------------------------------------------------------------------------------
-
-
-def make_link_token(case: Case) -> str:
-    return signing.dumps({"c": case.pk, "v": case.link_version}, salt=LINK_SALT, compress=True)
-
-
-def customer_url(case: Case) -> str:
-    """The absolute URL of the case's customer page, as put into notices."""
-    return settings.SITE_URL + reverse("customer_case", args=[make_link_token(case)])
-
-
-def read_link_token(token: str) -> Case:
-    """The case a token opens. Raises LinkError."""
-    if not isinstance(token, str) or len(token) > TOKEN_MAX_CHARS:
-        raise LinkError("This link is not valid.")
-    max_age = settings.CUSTOMER_LINK_MAX_AGE_DAYS * 86400
-    try:
-        data = signing.loads(token, salt=LINK_SALT, max_age=max_age)
-    except signing.SignatureExpired:
-        raise LinkError(f"This link has expired. {ANSWER_BY_MAIL}") from None
-    except signing.BadSignature:
-        raise LinkError("This link is not valid.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("c"), int) or not isinstance(data.get("v"), int):
-        raise LinkError("This link is not valid.")
-    case = Case.objects.select_related("customer").filter(pk=data["c"]).first()
-    if case is None:
-        raise LinkError("This link is not valid.")
-    if case.link_version != data["v"]:
-        raise LinkError(f"This link has been withdrawn. {ANSWER_BY_MAIL}")
-    return case
 
 
 @transaction.atomic

@@ -77,9 +77,9 @@ def _customer(kind: str = "residential", account: str = "R-500", network: str = 
 
 def _file(capture, *events, at=None):
     """File events as intake does and run what it queues after commit (the ladder, the sending)."""
-    with time_machine.travel(at or max(e.occurred_at for e in events) + timedelta(minutes=5), tick=False):
-        with capture(execute=True):
-            record_reports(list(events))
+    when = at or max(e.occurred_at for e in events) + timedelta(minutes=5)
+    with time_machine.travel(when, tick=False), capture(execute=True):
+        record_reports(list(events))
 
 
 def _case(customer) -> Case:

@@ -12,7 +12,7 @@ import pytest
 
 from cases.models import Case, CustomerReply
 from cases.services.filing import record_reports
-from cases.services.replies import make_link_token
+from cases.services.links import make_link_token
 from customers import services
 from customers.models import Customer
 from tests.cases.helpers import event

@@ -9,7 +9,7 @@ import pytest
 
 from cases.models import CaseEvent, Notice, NoticeKind, NoticeTemplate
 from cases.services import notices
-from cases.services.replies import customer_url
+from cases.services.links import customer_url
 from tests.notices.builders import T0, case_with_report, customer_on, file_reports, spam
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from cases.models import Case, Notice, NoticeKind, NoticeStatus
 from cases.services.filing import record_reports
-from cases.services.replies import make_link_token
+from cases.services.links import make_link_token
 from tests.cases.helpers import customer_with, event
 
 REPORTED_IP = "198.51.100.7"

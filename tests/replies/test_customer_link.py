@@ -26,7 +26,8 @@ from cases.models import (
 )
 from cases.services import ladder, replies
 from cases.services.filing import record_reports
-from cases.services.replies import make_link_token, revoke_links
+from cases.services.links import make_link_token
+from cases.services.replies import revoke_links
 from cases.services.workflow import change_case_status
 from tests.cases.helpers import event
 from tests.conftest import make_user
