@@ -17,7 +17,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DEBUG", "true")
@@ -27,19 +26,7 @@ os.environ["ENRICHMENT_ENABLED"] = "false"
 os.environ["CELERY_BROKER_URL"] = "memory://"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-
-def bench_database(url: str) -> str:
-    import psycopg2
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/") + "_bench_intake"
-    admin = psycopg2.connect(urlunparse(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return urlunparse(parts._replace(path="/" + name))
+from bench.common import bench_database  # noqa: E402
 
 
 def arf_message(n: int, ip: str, at: datetime) -> bytes:
@@ -94,7 +81,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL server (the bench makes its own database there)")
-    os.environ["DATABASE_URL"] = bench_database(url)
+    os.environ["DATABASE_URL"] = bench_database(url, "_bench_intake")
     os.environ["DJANGO_SETTINGS_MODULE"] = "abusedesk.settings"
     import django
 

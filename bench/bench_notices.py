@@ -34,7 +34,6 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,22 +46,10 @@ os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
+from bench.common import bench_database  # noqa: E402
+
 SEND_TASK = "cases.tasks_notices.send_notice_task"
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
-
-
-def bench_database(url: str) -> str:
-    import psycopg2
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/") + "_bench_notices"
-    admin = psycopg2.connect(urlunparse(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return urlunparse(parts._replace(path="/" + name))
 
 
 class Sink:
@@ -209,7 +196,7 @@ def main() -> None:
         sys.exit("set DATABASE_URL to a PostgreSQL server (the bench makes its own database there)")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     os.environ["BENCH_ORIGINAL_DATABASE_URL"] = url
-    os.environ["DATABASE_URL"] = bench_database(url)
+    os.environ["DATABASE_URL"] = bench_database(url, "_bench_notices")
 
     import django
 

@@ -18,6 +18,15 @@ def task(name: str):
     return getattr(import_module(module), attr)
 
 
+# A broker that is down must not turn a committed decision into an error for the caller: the
+# row is safe, and the beat's sweepers (outbox, provisioning, unparsed mail) send what was not
+# queued. So publishing retries briefly, and a failure is logged (robust), not raised.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
 def enqueue_on_commit(name: str, *args, **kwargs) -> None:
     """Queue the task `name` (dotted path) with args once the current transaction commits."""
-    transaction.on_commit(lambda: task(name).delay(*args, **kwargs))
+    transaction.on_commit(
+        lambda: task(name).apply_async(args, kwargs, retry_policy=PUBLISH_RETRY),
+        robust=True,
+    )

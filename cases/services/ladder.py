@@ -551,8 +551,14 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
             elif case.escalation_due_at != (None if step.ready else step.due_at):
                 case.escalation_due_at = None if step.ready else step.due_at
                 quiet.append(case)
-        if quiet:
-            Case.objects.bulk_update(quiet, ["escalation_due_at"], batch_size=1000)
+        # Most quiet cases wait for reports (no due time): one UPDATE for them, bulk_update's
+        # CASE expression only for the few with a time of their own.
+        cleared = [c.pk for c in quiet if c.escalation_due_at is None]
+        if cleared:
+            Case.objects.filter(pk__in=cleared).update(escalation_due_at=None)
+        timed = [c for c in quiet if c.escalation_due_at is not None]
+        if timed:
+            Case.objects.bulk_update(timed, ["escalation_due_at"], batch_size=1000)
     return acted
 
 
