@@ -138,7 +138,7 @@ class CaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Notice)
 class NoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "kind", "case", "status", "attempts", "sent_at", "subject")
+    list_display = ("created_at", "kind", "case", "status", "attempts", "sent_at", "subject", "last_error")
     list_filter = ("status", "kind")
     list_select_related = ("case", "case__customer")
     search_fields = ("subject", "message_id", "case__customer__account")
