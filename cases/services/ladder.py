@@ -411,7 +411,15 @@ def _climb(case: Case, rung: int, *, policy: Policy, actor, reason: str, now: da
     if case.status == CaseStatus.OPEN:
         case.status = CaseStatus.WAITING
         fields.append("status")
-        _event(case, "status", actor=actor, old=CaseStatus.OPEN, new=CaseStatus.WAITING, note="waiting on the customer")
+        _event(
+            case,
+            "status",
+            actor=actor,
+            old=CaseStatus.OPEN,
+            new=CaseStatus.WAITING,
+            note="waiting on the customer",
+            at=now,
+        )
     _event(case, "rung", actor=actor, old=rung_key(old), new=rung_key(rung), note=reason, at=now)
 
     kind = RUNG_NOTICE[Rung(rung)]
@@ -493,10 +501,10 @@ def _apply(case: Case, step: Step, *, policy: Policy, actor, now: datetime) -> N
                 case.proposed_rung = step.rung
                 case.proposal_reason = step.reason[:500]
                 case.save(update_fields=["proposed_rung", "proposal_reason", "updated_at"])
-                _event(case, "proposed", actor=actor, new=rung_key(step.rung), note=step.reason)
+                _event(case, "proposed", actor=actor, new=rung_key(step.rung), note=step.reason, at=now)
         else:
             Approval.objects.create(case=case, rung=step.rung, reason=step.reason[:500], proposed_at=now)
-            _event(case, "approval_requested", actor=actor, new=rung_key(step.rung), note=step.reason)
+            _event(case, "approval_requested", actor=actor, new=rung_key(step.rung), note=step.reason, at=now)
     if case.escalation_due_at != due:
         case.escalation_due_at = due
         case.save(update_fields=["escalation_due_at", "updated_at"])
