@@ -9,6 +9,7 @@ let the parsers regress unseen.
 from __future__ import annotations
 
 import ipaddress
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,14 +30,18 @@ RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _require_corpus() -> None:
+    """The corpus is not in the repository: a clone with nothing beside it skips, visibly, with the
+    reason; CI (CI=true, which lays shared/ beside the clone) fails instead, so it always runs there."""
     missing = [CORPUS / folder for folder in FOLDERS if not (CORPUS / folder).is_dir()]
     if missing:
-        pytest.fail(
+        reason = (
             "corpus folder missing: "
             + ", ".join(str(m) for m in missing)
-            + " — the corpus test needs ../shared/corpus/ beside the project clone (as in CI); it is never skipped",
-            pytrace=False,
+            + " — the corpus test needs ../shared/corpus/ beside the project clone (CI has it)"
         )
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
 
 
 NOT_SAMPLES = {"LICENSE", "LICENCE", "COPYING", "README", "NOTICE"}
