@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -395,6 +397,10 @@ class NoticeTemplate(models.Model):
         return self.get_kind_display()
 
 
+POLICY_CACHE_SECONDS = 60
+_policy_cache: dict[str, tuple[float, Policy]] = {}
+
+
 class StepMode(models.TextChoices):
     AUTO = "auto", "Automatic"
     NOC = "noc", "A NOC member confirms"
@@ -452,6 +458,20 @@ class Policy(models.Model):
     def for_kind(cls, kind: str) -> Policy:
         policy = cls.objects.filter(customer_kind=kind).first()
         return policy or cls.default_for(kind)
+
+    @classmethod
+    def cached(cls, kind: str, *, fresh: bool = False) -> Policy:
+        """for_kind(), kept a minute per process: intake and the ladder read it for every batch,
+        and an admin's change reaches every worker within that minute (forget_cached() at once here)."""
+        hit = _policy_cache.get(kind)
+        if fresh or hit is None or hit[0] < time.monotonic():
+            hit = (time.monotonic() + POLICY_CACHE_SECONDS, cls.for_kind(kind))
+            _policy_cache[kind] = hit
+        return hit[1]
+
+    @staticmethod
+    def forget_cached() -> None:
+        _policy_cache.clear()
 
     @classmethod
     def default_for(cls, kind: str) -> Policy:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -190,17 +189,9 @@ def _queue_enrichment(report_ids: list[int]) -> None:
         queue.enqueue_on_commit("cases.tasks.enrich_report_task", pk)
 
 
-_policy_cache: dict[str, tuple[float, int]] = {}
-
-
 def _duplicate_window() -> timedelta:
-    # Read on every chunk of every message; the policy changes rarely, so keep it a minute.
-    cached = _policy_cache.get("window")
-    if cached is None or cached[0] < time.monotonic():
-        minutes = Policy.for_kind("residential").duplicate_window_minutes
-        cached = (time.monotonic() + 60, minutes)
-        _policy_cache["window"] = cached
-    return timedelta(minutes=cached[1])
+    # Read for every batch; one window for all kinds (duplicates are about the reporter, not the customer).
+    return timedelta(minutes=Policy.cached("residential").duplicate_window_minutes)
 
 
 def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]], *, actor, filing: _Filing) -> None:

@@ -266,18 +266,13 @@ def next_step(facts: CaseFacts, policy: Policy, now: datetime) -> Step:
 # --- facts from the database ---------------------------------------------------------------------
 
 
-_policy_cache: dict[str, Policy] = {}
-
-
 def policy_for(kind: str, *, fresh: bool = False) -> Policy:
-    """The policy for a customer kind. Cached per process for a batch; fresh=True re-reads it."""
-    if fresh or kind not in _policy_cache:
-        _policy_cache[kind] = Policy.for_kind(kind)
-    return _policy_cache[kind]
+    """The policy for a customer kind (Policy.cached: a minute per process); fresh=True re-reads it."""
+    return Policy.cached(kind, fresh=fresh)
 
 
 def _forget_policies() -> None:
-    _policy_cache.clear()
+    Policy.forget_cached()
 
 
 def load_facts(cases: Iterable[Case], now: datetime) -> dict[int, CaseFacts]:
