@@ -905,10 +905,7 @@ def merge_cases(source: Case, target: Case, *, actor, reason: str) -> Case:
         target.restricted = source.restricted
         fields.append("restricted")
     target.save(update_fields=[*fields, "updated_at"])
-    for approval in source.approvals.open().select_for_update():
-        approval.status = ApprovalStatus.CANCELLED
-        approval.decision_reason = f"Cancelled: case merged into {target.reference}"
-        approval.save(update_fields=["status", "decision_reason"])
+    _cancel_open_approvals(source, actor=actor, why=f"case merged into {target.reference}")
     old_status = source.status
     source.status = CaseStatus.RESOLVED
     source.closed_at = now
@@ -922,6 +919,16 @@ def merge_cases(source: Case, target: Case, *, actor, reason: str) -> Case:
     _event(target, "merged_from", actor=actor, new=str(source.pk), note=f"{_plural(moved, 'report')} moved. {reason}")
     _evaluate_locked(target, actor=actor, now=now)
     return target
+
+
+def _cancel_open_approvals(case: Case, *, actor, why: str) -> None:
+    """What waited on a case that closes or merges away is cancelled, each with its audit row."""
+    for approval in case.approvals.open().select_for_update():
+        old = approval.status
+        approval.status = ApprovalStatus.CANCELLED
+        approval.decision_reason = f"{approval.decision_reason}\nCancelled: {why}".strip()
+        approval.save(update_fields=["status", "decision_reason"])
+        _event(case, "approval_cancelled", actor=actor, old=old, new=ApprovalStatus.CANCELLED, note=why)
 
 
 def on_case_closed(case: Case, *, actor) -> None:
@@ -938,13 +945,7 @@ def on_case_closed(case: Case, *, actor) -> None:
         fields += ["escalation_due_at", "proposed_rung"]
     if fields:
         case.save(update_fields=[*fields, "updated_at"])
-    for approval in case.approvals.open().select_for_update():
-        approval.status = ApprovalStatus.CANCELLED
-        approval.decision_reason = f"{approval.decision_reason}\nCancelled: the case was closed".strip()
-        approval.save(update_fields=["status", "decision_reason"])
-        _event(
-            case, "approval_cancelled", actor=actor, old=approval.status, new="cancelled", note="the case was closed"
-        )
+    _cancel_open_approvals(case, actor=actor, why="the case was closed")
     sync_standing(case.customer, actor=actor, reason=f"{case.reference} closed", case=case)
 
 
