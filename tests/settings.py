@@ -17,6 +17,10 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(__file__).resolve().pare
 
 from abusedesk.settings import *  # noqa: E402,F403
 
+# Several checkouts or people may run the suite on one machine at once: TEST_DB_SUFFIX keeps
+# their test databases apart (var/test-db<suffix>.sqlite3, test_<name><suffix>).
+_SUFFIX = os.environ.get("TEST_DB_SUFFIX", "")
+
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Unit tests run tasks in-process; the integration tests start a real worker and broker.
@@ -32,4 +36,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: the integration tests' Celery worker is another process and must
     # see the same test database.
     (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db{_SUFFIX}.sqlite3")}  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_SUFFIX}"}  # noqa: F405
