@@ -2,18 +2,40 @@
 
 Every variable is listed, with its default, in .env.example. The defaults are for a
 developer's machine: SQLite, tasks run in-process, mail written to files under var/.
-With DEBUG off, a missing SECRET_KEY, ALLOWED_HOSTS or DATABASE_URL stops start-up.
+With DEBUG off, a missing SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL or CELERY_BROKER_URL
+stops start-up.
+
+An env file fills in what the environment does not set: the file named by ABUSEDESK_ENV_FILE,
+or else /etc/abusedesk/abusedesk.env if it exists. A mail server runs the ingest pipe with an
+almost empty environment; this is how the pipe finds the production settings.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEFAULT_ENV_FILE = Path("/etc/abusedesk/abusedesk.env")
+ENV_FILE = os.environ.get("ABUSEDESK_ENV_FILE", "")
+if ENV_FILE:
+    if not Path(ENV_FILE).is_file():
+        raise ImproperlyConfigured(f"ABUSEDESK_ENV_FILE names {ENV_FILE}, which is not a readable file.")
+elif DEFAULT_ENV_FILE.is_file():
+    ENV_FILE = str(DEFAULT_ENV_FILE)
+if ENV_FILE:
+    # The environment wins over the file, so one variable can still be overridden for one run.
+    load_dotenv(ENV_FILE, override=False)
+# Whether anybody configured this process, or it runs on the developer defaults alone. The mail
+# pipe refuses to store mail on the defaults: a production mail server would otherwise put its
+# mail in the development SQLite file and report success.
+CONFIGURED = bool(ENV_FILE) or any(name in os.environ for name in ("DEBUG", "DATABASE_URL"))
 
 
 def env(name: str, default: str = "") -> str:
@@ -180,7 +202,17 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery. Without a broker, tasks run in-process, right away (the embedded default).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+if not CELERY_BROKER_URL and not DEBUG and not env_bool("TASKS_IN_PROCESS"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is not set. Set it to the production broker (redis://host:6379/0, see "
+        ".env.example), or set DEBUG=true to run tasks in-process on a development machine "
+        "(TASKS_IN_PROCESS=true does that with DEBUG off, for a test run or a one-box trial)."
+    )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    # Celery still opens a producer for eager tasks; with no URL kombu falls back to amqp and
+    # logs "No hostname was supplied" into every command's output (the mail server's log).
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

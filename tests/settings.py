@@ -12,6 +12,11 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
+# The test client and live_server speak plain HTTP; production redirects to HTTPS.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# A broker is required with DEBUG off; unit tests run tasks in-process (below). Not CELERY_BROKER_URL:
+# Celery reads that variable over any app's own broker, the integration tests' sender included.
+os.environ.setdefault("TASKS_IN_PROCESS", "true")
 # Without DATABASE_URL the suite runs on SQLite (the test database itself is made by Django).
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(__file__).resolve().parents[1] / 'var' / 'db.sqlite3'}")
 
@@ -25,12 +30,15 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Unit tests run tasks in-process; the integration tests start a real worker and broker.
 CELERY_TASK_ALWAYS_EAGER = True
-CELERY_BROKER_URL = ""
+CELERY_BROKER_URL = "memory://localhost/"
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 # Never ask a real resolver from tests: tests that want DNS start a server on 127.0.0.1.
 DNS_NAMESERVERS = ["127.0.0.1"]
 DNS_PORT = 1
 DNS_TIMEOUT = 0.2
+# Nor a real RDAP server: tests that want one start it on 127.0.0.1 (tests/fixtures_services.py).
+RDAP_BASE_URL = "http://127.0.0.1:9/"
+RDAP_TIMEOUT = 0.5
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: the integration tests' Celery worker is another process and must

@@ -1,7 +1,8 @@
 """Store abuse mail: one message on standard input (the mail server's pipe), or files.
 
-Exit status 0 once every message is stored, even if parsing fails later; non-zero (75,
-EX_TEMPFAIL) when one could not be stored, so the mail server keeps it and retries.
+Exit status 0 once every message is stored, even if parsing fails later (a broker that is down
+only delays parsing: the periodic pass picks the message up); 75 (EX_TEMPFAIL) when one could not
+be stored, or when there is no production configuration, so the mail server keeps it and retries.
 Files may be single messages (.eml), mbox files, or Maildir folders.
 """
 
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -51,6 +53,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, files: list[str], channel: str | None, no_progress: bool, verbosity: int, **options):
         if not files or files == ["-"]:
+            if not settings.CONFIGURED:
+                # Nothing set and no env file: storing would put production mail in the developer's
+                # SQLite file and report success. Exit 75, so the mail server keeps the message.
+                self.stderr.write(
+                    "abusedesk is not configured: set ABUSEDESK_ENV_FILE to the production env file, "
+                    f"or install it at {settings.DEFAULT_ENV_FILE} (DEBUG=true runs on the development "
+                    "defaults). The message was not stored."
+                )
+                sys.exit(EX_TEMPFAIL)
             raw = sys.stdin.buffer.read()
             try:
                 message, created = receive(raw, channel or Channel.EMAIL)
