@@ -1,9 +1,10 @@
-"""DNS look-ups for enrichment: PTR names and DNSBL listings.
+"""DNS look-ups: PTR names and DNSBL listings for enrichment, host addresses for URL reports.
 
 The only module that imports dnspython. The resolver (nameservers, port, timeout) comes
-from settings, so tests point it at a server on 127.0.0.1. Answers are kept in a small
-in-process cache for as long as their TTL says, so a burst of reports about one IP asks
-DNS once.
+from settings, so tests point it at a server on 127.0.0.1. Answers are kept in dnspython's own
+LRU cache for as long as their TTL says (NXDOMAIN for the SOA minimum, RFC 2308), so a burst of
+reports about one IP asks DNS once. What dnspython has no notion of is kept here: the "resolver is
+down" timer, and a ceiling on how long any answer is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
@@ -23,8 +25,6 @@ from django.conf import settings
 # Bounds on the cache: no answer is kept longer than a day, nor more than this many answers.
 MAX_CACHE_ENTRIES = 10_000
 MAX_TTL = 86_400
-# A negative answer without an SOA to say how long it holds is kept this long.
-DEFAULT_NEGATIVE_TTL = 300
 # After a timeout the resolver is taken as down for this long: without it, a dead resolver
 # would cost every report (PTR + each zone) a full timeout each.
 DOWN_SECONDS = 30.0
@@ -60,15 +60,21 @@ class ResolverConfig:
         )
 
 
+class _CappedCache(dns.resolver.LRUCache):
+    """dnspython's LRU cache, with no answer kept longer than MAX_TTL whatever its TTL says."""
+
+    def put(self, key, value) -> None:  # type: ignore[override]
+        value.expiration = min(value.expiration, time.time() + MAX_TTL)
+        super().put(key, value)
+
+
 _lock = threading.Lock()
 _resolvers: dict[ResolverConfig, dns.resolver.Resolver] = {}
-# (config, qname, rdtype) -> (expires at, monotonic clock; answer strings, or None for "no such name")
-_cache: dict[tuple[ResolverConfig, str, str], tuple[float, list[str] | None]] = {}
 _down_until: dict[ResolverConfig, float] = {}
 
 
 def get_resolver(config: ResolverConfig | None = None) -> dns.resolver.Resolver:
-    """A resolver for the current settings (built once per distinct configuration)."""
+    """A resolver for the current settings (built once per distinct configuration), with its cache."""
     config = config or ResolverConfig.from_settings()
     with _lock:
         resolver = _resolvers.get(config)
@@ -81,6 +87,7 @@ def get_resolver(config: ResolverConfig | None = None) -> dns.resolver.Resolver:
             resolver.port = config.port
             resolver.timeout = config.timeout
             resolver.lifetime = config.timeout
+            resolver.cache = _CappedCache(max_size=MAX_CACHE_ENTRIES)
             _resolvers[config] = resolver
     return resolver
 
@@ -88,69 +95,38 @@ def get_resolver(config: ResolverConfig | None = None) -> dns.resolver.Resolver:
 def clear_cache() -> None:
     """Forget every cached answer and every "resolver is down" mark (tests, settings changes)."""
     with _lock:
-        _cache.clear()
+        for resolver in _resolvers.values():
+            if resolver.cache is not None:
+                resolver.cache.flush()
+        _resolvers.clear()
         _down_until.clear()
 
 
 def cache_size() -> int:
-    return len(_cache)
-
-
-def _cache_get(key: tuple[ResolverConfig, str, str]) -> tuple[bool, list[str] | None]:
     with _lock:
-        entry = _cache.get(key)
-        if entry is None:
-            return False, None
-        if entry[0] <= time.monotonic():
-            del _cache[key]
-            return False, None
-        return True, entry[1]
+        return sum(len(r.cache.data) for r in _resolvers.values() if r.cache is not None)
 
 
-def _cache_put(key: tuple[ResolverConfig, str, str], ttl: float, value: list[str] | None) -> None:
-    ttl = min(float(ttl), MAX_TTL)
-    if ttl <= 0:  # TTL 0 means "do not keep this"
-        return
-    now = time.monotonic()
-    with _lock:
-        if key not in _cache and len(_cache) >= MAX_CACHE_ENTRIES:
-            for stale in [k for k, (expires, _) in _cache.items() if expires <= now]:
-                del _cache[stale]
-            # Still full: drop the oldest tenth (dicts keep insertion order) rather than one
-            # at a time, so a flood of distinct IPs does not rescan the cache on every insert.
-            if len(_cache) >= MAX_CACHE_ENTRIES:
-                for old in list(_cache)[: max(1, MAX_CACHE_ENTRIES // 10)]:
-                    del _cache[old]
-        _cache[key] = (now + ttl, value)
-
-
-def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
-    # RFC 2308: a negative answer holds for the SOA's minimum (bounded by the SOA's own TTL).
-    try:
-        for qname in exc.qnames():
-            response = exc.response(qname)
-            if response is not None:
-                return float(response.resolve_chaining().minimum_ttl)
-    except Exception:  # a response without a usable SOA: use the default
-        pass
-    return DEFAULT_NEGATIVE_TTL
+def _cached(resolver: dns.resolver.Resolver, qname: str, rdtype: str) -> bool:
+    name = dns.name.from_text(qname)
+    cache = resolver.cache
+    return cache is not None and (
+        cache.get((name, dns.rdatatype.from_text(rdtype), dns.rdataclass.IN)) is not None
+        or cache.get((name, dns.rdatatype.ANY, dns.rdataclass.IN)) is not None
+    )
 
 
 def _query(qname: str, rdtype: str) -> list[str] | None:
     """Answer strings for qname/rdtype; [] when the name exists without that type; None for NXDOMAIN."""
     config = ResolverConfig.from_settings()
-    key = (config, qname.lower(), rdtype)
-    hit, value = _cache_get(key)
-    if hit:
-        return value
-    down_until = _down_until.get(config)
-    if down_until is not None and down_until > time.monotonic():
-        raise DnsTimeout(f"resolver {','.join(config.nameservers) or 'system'} timed out a moment ago")
     resolver = get_resolver(config)
+    down_until = _down_until.get(config)
+    if down_until is not None and down_until > time.monotonic() and not _cached(resolver, qname, rdtype):
+        # What the cache still holds is answered (from the cache, inside resolve); the rest fails fast.
+        raise DnsTimeout(f"resolver {','.join(config.nameservers) or 'system'} timed out a moment ago")
     try:
         answer = resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
-    except dns.resolver.NXDOMAIN as exc:
-        _cache_put(key, _negative_ttl(exc), None)
+    except dns.resolver.NXDOMAIN:
         return None
     except dns.exception.Timeout as exc:
         with _lock:
@@ -169,7 +145,6 @@ def _query(qname: str, rdtype: str) -> list[str] | None:
                 values.append(rdata.target.to_text(omit_final_dot=True))
             else:
                 values.append(rdata.to_text())
-    _cache_put(key, answer.expiration - time.time(), values)
     return values
 
 
@@ -248,3 +223,25 @@ def dnsbl_listings(ip: str, zones: list[str] | tuple[str, ...]) -> dict[str, lis
             reasons = []  # the codes alone say it is listed; the reason text is a nicety
         result[zone] = sorted(codes) + [reason for reason in reasons if reason]
     return result
+
+
+def host_addresses(name: str) -> list[str] | None:
+    """The IPv4 and IPv6 addresses a host name resolves to now (A then AAAA, CNAMEs followed), or
+    None when the name does not exist (NXDOMAIN). [] when it exists without addresses.
+
+    Raises DnsError when DNS does not answer.
+    """
+    qname = name.strip().rstrip(".").lower() + "."
+    found: list[str] = []
+    exists = False
+    for rdtype in ("A", "AAAA"):
+        values = _query(qname, rdtype)
+        if values is None:
+            continue
+        exists = True
+        for value in values:
+            try:
+                found.append(str(_parse_ip(value)))
+            except ValueError:
+                continue
+    return found if exists else None

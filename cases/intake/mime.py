@@ -34,17 +34,18 @@ import html
 import ipaddress
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
+
+from publicsuffixlist import PublicSuffixList
+
+from abusedesk.lib import dates
 
 # A 25 MB report parses in well under a second, so the cap is only there to bound memory on absurd input.
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 # IP and date scanning is linear in text size; a few MB is far more than any report's readable text.
 MAX_SCAN_CHARS = 4 * 1024 * 1024
-# A clock a little ahead at the reporter is normal; a day ahead is not a real incident time.
-FUTURE_SLACK = timedelta(days=1)
-EARLIEST_DATE = datetime(1995, 1, 1, tzinfo=UTC)
 
 BARE_HEADER = "X-Abusedesk-Bare-Body"
 
@@ -458,179 +459,30 @@ def message_id(msg: Message) -> str:
     return header(msg, "Message-ID").strip().strip("<>").strip()[:255]
 
 
-_SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
+# The Public Suffix List as the package bundles it: read from the wheel, never fetched. ICANN
+# section only: a mail relay under a private suffix (amazonaws.com, blogspot.com) belongs to the
+# suffix's operator for the purpose of "whose relay is this".
+_PSL = PublicSuffixList(only_icann=True)
 
 
 def org_domain(host: str) -> str:
-    """The organisational part of a host name (mail.example.co.uk -> example.co.uk); a heuristic, no PSL."""
+    """The organisational (registrable) domain of a host name or address: mail.example.co.uk -> example.co.uk.
+
+    An IP address, a single label or a bare public suffix comes back as given (lower case).
+    """
     host = host.strip().strip(".").lower()
     if "@" in host:
         host = host.rsplit("@", 1)[1]
-    labels = [label for label in host.split(".") if label]
-    if len(labels) < 2 or canonical_ip(host):
+    if "." not in host or canonical_ip(host):
         return host
-    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    return _PSL.privatesuffix(host) or host
 
 
 # --- dates ---------------------------------------------------------------------------------------
-
-# Zone abbreviations reports actually use, in hours east of UTC. Ambiguous ones (IST, AST) are left
-# out: a wrong guess is worse than reading the time as UTC. The US ones come from Project Honey Pot
-# ("Mon, 21 Sep 2015 10:00AM PDT"), CET/CEST from European feeds (CleanMX).
-ZONE_HOURS: dict[str, int] = {
-    "UT": 0,
-    "UTC": 0,
-    "GMT": 0,
-    "WET": 0,
-    "WEST": 1,
-    "BST": 1,
-    "CET": 1,
-    "CEST": 2,
-    "EET": 2,
-    "EEST": 3,
-    "MSK": 3,
-    "JST": 9,
-    "EST": -5,
-    "EDT": -4,
-    "CST": -6,
-    "CDT": -5,
-    "MST": -7,
-    "MDT": -6,
-    "PST": -8,
-    "PDT": -7,
-}
-_ZONE_NAMES = "|".join(sorted(ZONE_HOURS, key=len, reverse=True))
-_ZONE = rf"(Z|(?:{_ZONE_NAMES})\b|[+-]\d{{2}}:?\d{{2}})"
-_ISO_LIKE = re.compile(
-    r"(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?"
-    rf"\s*{_ZONE}?",
-    re.I,
-)
-_DMY = re.compile(
-    rf"\b(\d{{1,2}})[./](\d{{1,2}})[./](\d{{4}})[ T,]+(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?\s*{_ZONE}?", re.I
-)
-# "10:00AM", "12:00 a.m.": converted to a 24-hour clock before the RFC 5322 reader sees the date.
-_CLOCK_12H = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap])\.?m\.?(?![a-z])", re.I)
-_TRAILING_ZONE = re.compile(rf"\s({_ZONE_NAMES})\s*$", re.I)
-_ASCTIME = re.compile(r"\b([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,2}:\d{2}:\d{2})\s+(?:([A-Z]{3,4})\s+)?(\d{4})")
-_MONTHS = {
-    m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
-}
-_ZONE_COMMENT = re.compile(r"\s*\([^)]*\)\s*$")
-
-
-def _tz(token: str | None) -> timedelta:
-    if not token or token.upper() == "Z":
-        return timedelta(0)
-    if token.upper() in ZONE_HOURS:
-        return timedelta(hours=ZONE_HOURS[token.upper()])
-    sign = -1 if token[0] == "-" else 1
-    digits = token[1:].replace(":", "")
-    return sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-
-
-def _plausible(dt: datetime | None, now: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        # A date without a zone is read as UTC: the feeds that omit it (AOL's original Date) mostly mean UTC.
-        dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
-    limit = (now or datetime.now(UTC)) + FUTURE_SLACK
-    if dt < EARLIEST_DATE or dt > limit:
-        return None
-    return dt
-
-
-def parse_date(value: str | None, *, now: datetime | None = None) -> datetime | None:
-    """A date in any of the forms reports use, as an aware UTC datetime; None if unreadable or implausible.
-
-    Reads RFC 5322 (with obsolete zones like EST and trailing "(CET)" comments), ISO 8601 with or
-    without zone, "2024-01-15 14:02:03 UTC", "15.01.2024 14:02", asctime ("Mon Jan 15 14:02:03 2024")
-    and Unix epoch seconds. Dates without a zone are taken as UTC. Dates before 1995 or more than a
-    day after `now` (default: the current time) are rejected as wrong clocks or typos.
-    """
-    if not value:
-        return None
-    text = str(value).strip()[:200]
-    if not text:
-        return None
-    try:
-        return _plausible(_parse_date(text), now)
-    except (ValueError, OverflowError, TypeError, IndexError):
-        return None
-
-
-def _parse_date(text: str) -> datetime | None:
-    if re.fullmatch(r"\d{9,10}(?:\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), UTC)
-    m = _ISO_LIKE.search(text)
-    if m:
-        y, mo, d, h, mi, s, frac, zone = m.groups()
-        micro = int((frac or "0").ljust(6, "0")[:6])
-        naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), micro)
-        return naive.replace(tzinfo=UTC) - _tz(zone) if zone else naive
-    cleaned = _normalize_clock_and_zone(_ZONE_COMMENT.sub("", text))
-    try:
-        dt = email.utils.parsedate_to_datetime(cleaned)
-    except (TypeError, ValueError, IndexError):
-        dt = None
-    if dt is not None:
-        return dt
-    m = _DMY.search(text)
-    if m:
-        d, mo, y, h, mi, s, zone = m.groups()
-        naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
-        return naive.replace(tzinfo=UTC) - _tz(zone) if zone else naive
-    m = _ASCTIME.search(text)
-    if m:
-        mon, d, hms, _zone, y = m.groups()
-        month = _MONTHS.get(mon.lower())
-        if month:
-            h, mi, s = (int(x) for x in hms.split(":"))
-            return datetime(int(y), month, int(d), h, mi, s)
-    return None
-
-
-def _normalize_clock_and_zone(text: str) -> str:
-    """A 12-hour clock as 24-hour and a trailing zone abbreviation as an offset, for parsedate:
-    it knows neither "10:00AM" nor CET (and reads an unknown zone as UTC without a word)."""
-    clock = _CLOCK_12H.search(text)
-    if clock:
-        hour, minute, second, half = clock.groups()
-        if 1 <= int(hour) <= 12:
-            hour24 = int(hour) % 12 + (12 if half.lower() == "p" else 0)
-            text = f"{text[: clock.start()]}{hour24:02d}:{minute}:{second or '00'}{text[clock.end() :]}"
-    zone = _TRAILING_ZONE.search(text)
-    if zone:
-        hours = ZONE_HOURS[zone.group(1).upper()]
-        text = f"{text[: zone.start()]} {'-' if hours < 0 else '+'}{abs(hours):02d}00"
-    return text
-
-
-def find_dates(text: str, *, now: datetime | None = None, limit: int = 20) -> list[datetime]:
-    """Plausible dates written anywhere in text, in order of appearance."""
-    text = text[:MAX_SCAN_CHARS]
-    found: list[tuple[int, datetime]] = []
-    rfc = re.compile(
-        r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
-        r"\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp]\.?[Mm]\.?(?![a-z]))?(?:\s+(?:[+-]\d{4}|[A-Z]{2,4}))?",
-    )
-    for pattern in (rfc, _ISO_LIKE, _DMY, _ASCTIME):
-        for m in pattern.finditer(text):
-            dt = parse_date(m.group(0), now=now)
-            if dt is not None:
-                found.append((m.start(), dt))
-            if len(found) >= limit * 4:
-                break
-    found.sort(key=lambda pair: pair[0])
-    out: list[datetime] = []
-    for _, dt in found:
-        if dt not in out:
-            out.append(dt)
-    return out[:limit]
+# One reader for the whole project (abusedesk.lib.dates); re-exported here for the parsers.
+ZONE_HOURS = dates.ZONE_HOURS
+parse_date = dates.parse_date
+find_dates = dates.find_dates
 
 
 # --- IP addresses --------------------------------------------------------------------------------

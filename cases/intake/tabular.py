@@ -16,9 +16,10 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.message import Message
 
+from abusedesk.lib import dates
 from cases.intake import mime
 from cases.intake.base import ParsedEvent, ParseError
 
@@ -32,11 +33,6 @@ _ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar"
 # A record with an unclosed quote may legitimately span lines (a banner with a newline), but not
 # forever: past this many lines the opening quote is taken to be broken and that line is skipped.
 _MAX_RECORD_LINES = 50
-
-# Times more than this far after receipt are clock errors or forgeries, not events.
-FUTURE_TOLERANCE = timedelta(days=1)
-EARLIEST_PLAUSIBLE = datetime(1995, 1, 1, tzinfo=UTC)
-_NO_FUTURE_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
 
 IP_COLUMNS = (
     "ip",
@@ -140,79 +136,9 @@ def valid_port(text: object) -> int | None:
     return port if 0 < port < 65536 else None
 
 
-_ISO_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)\s*"
-    r"(Z|UTC|GMT|[+-]\d{2}:?\d{2})?(?:\s*\([A-Za-z]+\))?$"
-)
-_OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
-_ZONE_ABBREVIATION = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ][\d:.]+)\s+([A-Za-z]{3,4})$")
-_ZONE_OFFSETS = mime.ZONE_HOURS  # one table of zone names for every reader
-_CLF_FORMATS = ("%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S")
-_OTHER_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y%m%dT%H%M%SZ")
-
-
-def parse_when(text: str) -> datetime | None:
-    """An aware UTC datetime from the usual feed spellings, or None. Naive times are taken as UTC,
-    which is what Shadowserver and most CSV feeds document."""
-    text = text.strip()
-    if not text or len(text) > 64:
-        return None
-    try:
-        value = datetime.fromisoformat(text)  # fast path: "2015-01-22 01:30:25", "...Z", "+02:00"
-    except ValueError:
-        value = _parse_slow(text)
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _parse_slow(text: str) -> datetime | None:
-    match = _ISO_RE.match(text)
-    if match:
-        day, clock, zone = match.groups()
-        try:
-            value = datetime.fromisoformat(f"{day}T{clock.replace(',', '.').zfill(5)}")
-        except ValueError:
-            return None
-        if zone and zone not in ("Z", "UTC", "GMT"):
-            sign, hours, minutes = _OFFSET_RE.match(zone).groups()  # type: ignore[union-attr]
-            delta = timedelta(hours=int(hours), minutes=int(minutes))
-            value = value.replace(tzinfo=UTC) - (delta if sign == "+" else -delta)
-        return value
-    if re.fullmatch(r"\d{9,10}(\.\d+)?|\d{13}", text):  # Unix seconds, or milliseconds
-        seconds = float(text) / (1000 if len(text) == 13 else 1)
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    zone = _ZONE_ABBREVIATION.match(text)
-    if zone and zone.group(2).upper() in _ZONE_OFFSETS:
-        # "2015-09-14 07:49:54 CEST" (CleanMX): a local time with a named zone, not UTC.
-        value = parse_when(zone.group(1))
-        return value - timedelta(hours=_ZONE_OFFSETS[zone.group(2).upper()]) if value else None
-    for fmt in _CLF_FORMATS + _OTHER_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            pass
-    # RFC 2822, asctime, "15.01.2024 14:02": the shared reader; its own future check is disabled
-    # here (far-off `now`) so that check_when can tell "in the future" from "unreadable".
-    return mime.parse_date(text, now=_NO_FUTURE_LIMIT)
-
-
-def check_when(value: datetime, received_at: datetime | None) -> str | None:
-    """Why this event time is not believable, or None when it is."""
-    limit = (received_at or datetime.now(UTC)) + FUTURE_TOLERANCE
-    if value > limit:
-        return "time in the future"
-    if value < EARLIEST_PLAUSIBLE:
-        return "time implausibly old"
-    return None
+# One date reader for the project (abusedesk.lib.dates): the ISO fast path, then the lenient forms.
+parse_when = dates.parse_feed_time
+check_when = dates.implausible
 
 
 def normalize_key(name: str) -> str:
