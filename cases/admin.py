@@ -72,16 +72,16 @@ class InboundMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest):
         qs = super().get_queryset(request).select_related("received_by")
-        # The change list never shows the bytes; the detail page loads them for the preview.
-        if request.resolver_match and request.resolver_match.url_name.endswith("_changelist"):
-            qs = qs.defer("raw")
+        # The manager defers the bytes; the detail page loads only their start, for the preview.
+        if not (request.resolver_match and request.resolver_match.url_name.endswith("_changelist")):
+            qs = qs.with_raw_head(RAW_PREVIEW_BYTES)
         return qs
 
     @admin.display(description="message (start)")
     def raw_preview(self, obj: InboundMessage) -> str:
-        data = bytes(obj.raw or b"")
-        text = data[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace")
-        more = f"\n… {len(data) - RAW_PREVIEW_BYTES} more bytes" if len(data) > RAW_PREVIEW_BYTES else ""
+        data = bytes(getattr(obj, "raw_head", None) or b"")
+        text = data.decode("utf-8", errors="replace")
+        more = f"\n… {obj.size - len(data)} more bytes" if obj.size > len(data) else ""
         # Evidence is untrusted: format_html escapes it.
         return format_html(
             '<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto;">{}{}</pre>', text, more

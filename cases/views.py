@@ -161,7 +161,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    reports = case.reports.select_related("message", "confirmed_by").order_by("-occurred_at")[:200]
+    reports = case.reports.with_message().select_related("confirmed_by").order_by("-occurred_at")[:200]
     events = case.events.select_related("actor", "report").order_by("-at", "-id")[:200]
     notices = case.notices.order_by("created_at", "id")
     return render(
@@ -501,8 +501,13 @@ def _event_form(message: InboundMessage, data=None) -> ComplaintForm:
     return ComplaintForm(data, submit_label="File this event", action=action)
 
 
+def _message_page_queryset():
+    # The page shows the start of the message; the whole of it is the raw download's.
+    return InboundMessage.objects.select_related("received_by").with_raw_head(RAW_PREVIEW_BYTES)
+
+
 def _render_message(request: HttpRequest, message: InboundMessage, form: ComplaintForm, status: int = 200):
-    raw = bytes(message.raw[:RAW_PREVIEW_BYTES])
+    raw = bytes(message.raw_head or b"")
     reports = message.reports.select_related("customer", "case").order_by("-occurred_at")[:200]
     return render(
         request,
@@ -520,13 +525,13 @@ def _render_message(request: HttpRequest, message: InboundMessage, form: Complai
 
 @role_required(NOC)
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(InboundMessage.objects.select_related("received_by"), pk=pk)
+    message = get_object_or_404(_message_page_queryset(), pk=pk)
     return _render_message(request, message, _event_form(message))
 
 
 @role_required(NOC)
 def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(InboundMessage, pk=pk)
+    message = get_object_or_404(InboundMessage.objects.with_raw(), pk=pk)
     response = HttpResponse(bytes(message.raw), content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="message-{message.pk}.eml"'
     response["X-Content-Type-Options"] = "nosniff"
@@ -553,7 +558,7 @@ def message_reparse(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(NOC)
 def message_add_event(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(InboundMessage.objects.select_related("received_by"), pk=pk)
+    message = get_object_or_404(_message_page_queryset(), pk=pk)
     form = _event_form(message, request.POST)
     if not form.is_valid():
         return _render_message(request, message, form, status=400)
@@ -601,5 +606,5 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 @role_required(NOC)
 def unassigned(request: HttpRequest) -> HttpResponse:
-    qs = Report.objects.unassigned().select_related("message").order_by("-occurred_at", "-id")
+    qs = Report.objects.unassigned().with_message().order_by("-occurred_at", "-id")
     return render(request, "cases/unassigned.html", {"page": _page(request, qs)})
