@@ -35,3 +35,16 @@ def admin_user_role(db) -> User:
 @pytest.fixture
 def norole_user(db) -> User:
     return make_user("nobody", None)
+
+
+def pytest_sessionstart(session) -> None:
+    """CI sets ABUSEDESK_REQUIRE_POSTGRES=1: a run that fell back to SQLite would skip every
+    PostgreSQL-only test and still pass, so it stops instead."""
+    import os
+
+    from django.conf import settings
+
+    if os.environ.get("ABUSEDESK_REQUIRE_POSTGRES") == "1":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            pytest.exit(f"ABUSEDESK_REQUIRE_POSTGRES=1 but the suite runs on {engine}: set DATABASE_URL", returncode=3)

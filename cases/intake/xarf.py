@@ -5,8 +5,8 @@ X-ARF 0.1/0.2 (x-arf.org): a human part, a text/plain part "report.txt" holding 
 optional evidence part. XARF v4 (xarf.org): one JSON document with xarf_version "4.x.y",
 reporter{org,contact,domain}, source_identifier, source_port, category/type, timestamp, evidence[].
 
-Validation of v4: against the published JSON Schemas when they are on disk (SCHEMA_DIR, the shared
-corpus copy next to the checkout), otherwise a structural check of the fields this parser needs.
+Validation of v4: against the published JSON Schemas (SCHEMA_DIR, kept in the project), or, should
+they be missing from an installation, a structural check of the fields this parser needs.
 Which one ran is written into the evidence, and a report that fails the schema but still has a
 usable IP, time and type is kept with lower confidence rather than lost.
 """
@@ -32,9 +32,9 @@ from referencing.exceptions import Unresolvable
 from cases.intake import mime, tabular
 from cases.intake.base import EVIDENCE_MAX_CHARS, ParsedEvent, ParseError
 
-# The schemas belong to the xarf-spec project (MIT) and live in the shared corpus, which the project
-# must not copy; they are read from there when present (development, CI) and skipped otherwise.
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "xarf-schemas" / "v4"
+# The schemas belong to the xarf-spec project (MIT): kept unchanged beside this module, with their
+# licence and source (schemas/xarf-v4/SOURCE.md), so validation runs on every installation.
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / "xarf-v4"
 _MASTER_SCHEMA_ID = "https://xarf.org/schemas/v4/xarf-v4-master.json"
 
 MAX_JSON_CHARS = 10 * 1024 * 1024

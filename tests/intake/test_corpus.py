@@ -1,15 +1,14 @@
 """Every public sample report parses to the IP(s), time and category it really holds.
 
-The samples live outside the project (../shared/corpus/, beside the clone here and in CI); they are
-read by path, never copied in. What each one holds was written down by reading it:
-tests/intake/corpus_expectations.py. A missing corpus folder fails loudly: a silent skip would
-let the parsers regress unseen.
+An extended suite: the samples live outside the project, in the folder ABUSEDESK_CORPUS_DIR names
+(CI names ../shared/corpus/); they are read by path, never copied in. What each one holds was written
+down by reading it: tests/intake/corpus_expectations.py. Without the variable the suite skips and
+says why (tests/corpus.py); a named folder that is missing fails.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import pytest
 
 from cases.intake import parse
 from cases.intake.base import CATEGORIES, ParseResult
+from tests.corpus import corpus_dir, require_corpus
 
 from .corpus_expectations import EXPECTATIONS, Expect, _dt
 
-# tests/intake/test_corpus.py -> parents: [0] tests/intake, [1] tests, [2] the clone, [3] its parent
-# (/work here), which also holds shared/.
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = corpus_dir() or Path("/nonexistent-corpus")
 FOLDERS = ("abuseio", "xarf-v4")
 # Later than every sample (the newest is January 2025): a parser that falls back to the receipt time
 # instead of reading the sample's own time shows up as a wrong time, not as a lucky match.
@@ -30,18 +28,7 @@ RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _require_corpus() -> None:
-    """The corpus is not in the repository: a clone with nothing beside it skips, visibly, with the
-    reason; CI (CI=true, which lays shared/ beside the clone) fails instead, so it always runs there."""
-    missing = [CORPUS / folder for folder in FOLDERS if not (CORPUS / folder).is_dir()]
-    if missing:
-        reason = (
-            "corpus folder missing: "
-            + ", ".join(str(m) for m in missing)
-            + " — the corpus test needs ../shared/corpus/ beside the project clone (CI has it)"
-        )
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    require_corpus(*FOLDERS)
 
 
 NOT_SAMPLES = {"LICENSE", "LICENCE", "COPYING", "README", "NOTICE"}
@@ -131,7 +118,7 @@ def problems(exp: Expect, result: ParseResult) -> list[str]:
     return found
 
 
-def test_the_corpus_folder_is_beside_the_project():
+def test_the_named_corpus_folder_holds_the_samples():
     _require_corpus()
     assert (CORPUS / "README.md").is_file()
 

@@ -12,9 +12,10 @@ import pytest
 from cases import intake
 from cases.intake import mime, xarf
 from cases.intake.base import ParseError
+from tests.corpus import NOT_NAMED, corpus_dir
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "intake"
-CORPUS_V4 = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "xarf-v4"
+CORPUS_V4 = (corpus_dir() or Path("/nonexistent-corpus")) / "xarf-v4"
 RECEIVED = datetime(2024, 6, 1, tzinfo=UTC)
 
 
@@ -180,7 +181,7 @@ def test_json_that_is_not_xarf_is_not_detected():
         assert not xarf.detect(mime.parse_message(raw), raw)
 
 
-@pytest.mark.skipif(not CORPUS_V4.is_dir(), reason="shared corpus not present")
+@pytest.mark.skipif(corpus_dir() is None, reason=NOT_NAMED)
 @pytest.mark.parametrize(
     ("name", "ip", "category"),
     [
