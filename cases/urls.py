@@ -1,11 +1,12 @@
 from django.urls import path
 
-from cases import views, views_replies
+from cases import views, views_queue, views_replies
 
 app_name = "cases"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views_queue.home, name="home"),
+    path("queue/bulk/", views_queue.queue_bulk, name="queue_bulk"),
     path("cases/<int:pk>/", views.case_detail, name="case_detail"),
     path("cases/<int:pk>/note/", views.case_note, name="case_note"),
     path("cases/<int:pk>/status/", views.case_status, name="case_status"),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,19 +28,15 @@ from cases.models import (
     Approval,
     ApprovalStatus,
     Case,
-    CaseStatus,
-    Category,
     CustomerReply,
     InboundMessage,
-    Notice,
-    NoticeStatus,
     ParseStatus,
     Report,
     Rung,
     StepMode,
 )
 from cases.services import intake, ladder, workflow
-from cases.services.common import TransitionError, storable
+from cases.services.common import TransitionError
 from cases.services.filing import IntakeSummary
 from cases.templatetags.case_words import in_utc
 from cases.timeline import customer_timeline as build_timeline
@@ -52,48 +48,6 @@ RAW_PREVIEW_BYTES = 64 * 1024
 
 def _page(request: HttpRequest, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-
-
-@role_required(NOC)
-def home(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "active")
-    category = request.GET.get("category", "")
-    cases = Case.objects.select_related("customer", "assignee").annotate(
-        # The queue's "needs action" marker: one EXISTS each on the page's rows (notice_case_time_idx).
-        failed_notice=Exists(Notice.objects.filter(case=OuterRef("pk"), status=NoticeStatus.FAILED)),
-        pending_approval=Exists(Approval.objects.pending().filter(case=OuterRef("pk"))),
-    )
-    if status == "active":  # the working queue: open and waiting on the customer
-        cases = cases.open()
-    elif status == "action":  # open cases where a person has something to do
-        cases = cases.open().filter(
-            Q(proposed_rung__isnull=False) | Q(awaiting_review=True) | Q(failed_notice=True) | Q(pending_approval=True)
-        )
-    elif status in CaseStatus.values:
-        cases = cases.filter(status=status)
-    if category in Category.values:
-        cases = cases.filter(category=category)
-    query = storable(request.GET.get("q", "")).strip()[:200]
-    if query:
-        cases = cases.search(query)
-    counts = {
-        "unparsed": InboundMessage.objects.unparsed().count(),
-        "unassigned": Report.objects.unassigned().count(),
-        "open": Case.objects.open().count(),
-    }
-    return render(
-        request,
-        "cases/home.html",
-        {
-            "page": _page(request, cases),
-            "status": status,
-            "category": category,
-            "query": query,
-            "statuses": CaseStatus.choices,
-            "categories": Category.choices,
-            "counts": counts,
-        },
-    )
 
 
 def _get_case(pk: int) -> Case:
