@@ -316,3 +316,56 @@ CELERY_BEAT_SCHEDULE = {
     },
     "sweep-outbox": {"task": "cases.tasks_notices.sweep_outbox_task", "schedule": 60.0, "options": {"expires": 60.0}},
 }
+
+# --- HTTP API (api/) ---------------------------------------------------------------------------
+INSTALLED_APPS += [
+    "rest_framework",
+    # Its AbstractAPIKey (hashed tokens) lives beside a concrete model, so the app must be installed.
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
+]
+# First: a body over the limit is refused (413) before anything reads it, and every call is logged.
+MIDDLEWARE.insert(0, "api.middleware.ApiMiddleware")
+# Requests per token; a token's own rate (set in the admin) wins. The cache that counts them is
+# shared by all web processes when API_CACHE_URL names a Redis database.
+API_RATE = env("API_RATE", "600/min")
+API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
+API_CACHE_URL = env("API_CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": API_CACHE_URL}
+        if API_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api"}
+    ),
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "abusedesk API",
+    "DESCRIPTION": "Submit abuse reports, read cases and customers, act on cases. "
+    "Authenticate with `Authorization: Api-Key <token>` (tokens are made in the admin).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "CategoryEnum": "cases.models.Category",
+        "CaseStatusEnum": "cases.models.CaseStatus",
+        "CustomerKindEnum": "customers.models.CustomerKind",
+    },
+}

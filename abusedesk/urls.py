@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
     # The customer's page from a notice's signed link: no login, the token is the key.
     path("c/<str:token>/", views_customer.customer_case, name="customer_case"),
     path("", include("cases.urls")),

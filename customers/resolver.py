@@ -327,3 +327,27 @@ def are_ours(ips: Iterable[str]) -> set[str]:
 def is_ours(ip: str) -> bool:
     """Whether any allocation, at any time, covers ip."""
     return bool(are_ours([ip]))
+
+
+def resolution_json(ip: str, at: datetime, allocation: Allocation | None) -> dict[str, Any]:
+    """Who held ip at at, as `resolve_ip --json` prints it and the API's /resolve answers."""
+    customer = allocation.customer if allocation is not None else None
+    return {
+        "ip": ip,
+        "at": at.isoformat(),
+        "customer": (
+            {"account": customer.account, "name": customer.name, "kind": customer.kind}
+            if customer is not None
+            else None
+        ),
+        "allocation": (
+            {
+                "network": allocation.network,
+                "valid_from": allocation.valid_from.isoformat(),
+                "valid_to": allocation.valid_to.isoformat() if allocation.valid_to else None,
+                "source": allocation.source,
+            }
+            if allocation is not None
+            else None
+        ),
+    }

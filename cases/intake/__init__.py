@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # mail. X-ARF next: its mails are multipart too and would otherwise read as free text with IPs.
 # The XML notices (ACNS, Safe Browsing) before the feeds: their prose has "IP Address:"-like lines
 # that the key:value reader would take without the port or the list's category.
-FORMATS = ("arf", "xarf", "spamcop", "acns", "safebrowsing", "shadowserver", "feeds")
+# The API's own event lists (api_events) go first: they are recognised by their content type alone.
+FORMATS = ("api_events", "arf", "xarf", "spamcop", "acns", "safebrowsing", "shadowserver", "feeds")
 FALLBACK = "freetext"
 # A message that claimed a structure and broke it is a weaker source for a free-text guess.
 STRUCTURED_FAILED_FACTOR = 0.8

@@ -86,9 +86,10 @@ REPORTS_LISTED = 10
 ADDRESSES_LISTED = 20
 
 # Report formats written by machines (feedback loops, SpamCop, Shadowserver, X-ARF, ACNS, Safe
-# Browsing, CSV and key=value feeds): their senders are never thanked. Names as cases.intake sets them.
+# Browsing, CSV and key=value feeds, the API's event lists): their senders are never thanked.
+# Names as cases.intake sets them.
 MACHINE_FORMATS = frozenset(
-    {"arf", "spamcop", "shadowserver", "xarf", "xarf4", "acns", "safebrowsing", "csv", "keyvalue"}
+    {"arf", "spamcop", "shadowserver", "xarf", "xarf4", "acns", "safebrowsing", "csv", "keyvalue", "api"}
 )
 # Senders nobody answers: bounces, postmasters, robots.
 ROBOT_LOCAL_PARTS = frozenset(

@@ -9,8 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from customers.models import Allocation
-from customers.resolver import normalize_ip, resolve
+from customers.resolver import normalize_ip, resolution_json, resolve
 
 
 def parse_instant(text: str) -> datetime:
@@ -22,29 +21,6 @@ def parse_instant(text: str) -> datetime:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=UTC)
     return value
-
-
-def as_json(ip: str, at: datetime, allocation: Allocation | None) -> dict[str, Any]:
-    customer = allocation.customer if allocation is not None else None
-    return {
-        "ip": ip,
-        "at": at.isoformat(),
-        "customer": (
-            {"account": customer.account, "name": customer.name, "kind": customer.kind}
-            if customer is not None
-            else None
-        ),
-        "allocation": (
-            {
-                "network": allocation.network,
-                "valid_from": allocation.valid_from.isoformat(),
-                "valid_to": allocation.valid_to.isoformat() if allocation.valid_to else None,
-                "source": allocation.source,
-            }
-            if allocation is not None
-            else None
-        ),
-    }
 
 
 class Command(BaseCommand):
@@ -63,7 +39,7 @@ class Command(BaseCommand):
         at = parse_instant(options["at"]) if options["at"] else timezone.now()
         allocation = resolve(addr, at)
         if options["json"]:
-            self.stdout.write(json.dumps(as_json(str(addr), at, allocation)))
+            self.stdout.write(json.dumps(resolution_json(str(addr), at, allocation)))
             return
         if allocation is None:
             self.stdout.write(f"{addr} at {at.isoformat()}: nobody held it.")

@@ -1,0 +1,58 @@
+"""Tokens are made and revoked in the admin; the key is shown once, on creation, and only its hash is kept."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from api.models import ApiCall, ApiKey, Scope
+from api.throttling import parse_rate
+
+# The library registers its own concrete model; this project's tokens are api.ApiKey.
+admin.site.unregister(APIKey)
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "user", "scopes", "rate", "expiry_date", "revoked"]
+
+    def clean_rate(self) -> str:
+        rate = self.cleaned_data["rate"].strip()
+        if rate:
+            try:
+                parse_rate(rate)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return rate
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    form = ApiKeyForm
+    list_display = ("prefix", "name", "user", "scopes", "created", "expiry_date", "last_used_at", "revoked")
+    list_filter = ("revoked", "created")
+    search_fields = ("name", "prefix", "user__username")
+    raw_id_fields = ("user",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "last_used_at")
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(admin.ModelAdmin):
+    list_display = ("at", "key_prefix", "method", "path", "status", "duration_ms", "remote_addr")
+    list_filter = ("status", "method")
+    search_fields = ("key_prefix", "path")
+    date_hierarchy = "at"
+    list_select_related = ("key",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
