@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils import timezone
 
@@ -306,6 +307,9 @@ class Report(models.Model):
             # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
             # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
             models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
+            # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
+            # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
+            models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
         ]
 
     def __str__(self) -> str:
@@ -405,6 +409,8 @@ class Notice(models.Model):
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notice_sending_idx"),
             # The case page's notice timeline.
             models.Index(fields=["case", "created_at"], name="notice_case_time_idx"),
+            # The queue's "notice failed" marker: the few failed notices, hashed once per page view.
+            models.Index(fields=["case"], condition=Q(status="failed"), name="notice_failed_idx"),
             # The queue's "notice failed" marker: the few failed notices, hashed once per page view.
             models.Index(fields=["case"], condition=Q(status="failed"), name="notice_failed_idx"),
         ]
