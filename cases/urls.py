@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cases import views, views_queue, views_replies
+from cases import views, views_inbox, views_queue, views_replies
 
 app_name = "cases"
 
@@ -29,12 +29,17 @@ urlpatterns = [
     # Customers' replies and links (POST only; the replies panel on the case page).
     path("cases/<int:pk>/revoke-links/", views_replies.case_revoke_links, name="case_revoke_links"),
     path("replies/<int:pk>/review/", views_replies.reply_review, name="reply_review"),
-    path("messages/", views.message_list, name="message_list"),
+    path("messages/", views_inbox.message_list, name="message_list"),
+    path("messages/set-aside/", views_inbox.message_set_aside, name="message_set_aside"),
+    path("messages/restore/", views_inbox.message_restore, name="message_restore"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
     path("messages/<int:pk>/raw/", views.message_raw, name="message_raw"),
     path("messages/<int:pk>/reparse/", views.message_reparse, name="message_reparse"),
     path("messages/<int:pk>/event/", views.message_add_event, name="message_add_event"),
     path("complaints/new/", views.complaint_new, name="complaint_new"),
     path("upload/", views.upload, name="upload"),
-    path("unassigned/", views.unassigned, name="unassigned"),
+    path("unassigned/", views_inbox.unassigned, name="unassigned"),
+    path("unassigned/re-resolve/", views_inbox.unassigned_reresolve, name="unassigned_reresolve"),
+    path("unassigned/dismiss/", views_inbox.unassigned_dismiss, name="unassigned_dismiss"),
+    path("unassigned/refer/", views_inbox.unassigned_refer, name="unassigned_refer"),
 ]

@@ -436,20 +436,6 @@ def customer_timeline(request: HttpRequest, customer: int) -> HttpResponse:
     return render(request, "cases/customer_timeline.html", {"timeline": timeline, "customer": timeline.customer})
 
 
-@role_required(NOC)
-def message_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", ParseStatus.UNPARSED)
-    qs = InboundMessage.objects.defer("raw").order_by("-received_at", "-id")
-    if status in ParseStatus.values:
-        qs = qs.filter(status=status)
-    qs = qs.annotate(report_total=Count("reports"))
-    return render(
-        request,
-        "cases/message_list.html",
-        {"page": _page(request, qs), "status": status, "statuses": ParseStatus.choices},
-    )
-
-
 def _event_form(message: InboundMessage, data=None) -> ComplaintForm:
     action = reverse("cases:message_add_event", args=[message.pk])
     return ComplaintForm(data, submit_label="File this event", action=action)
@@ -557,8 +543,3 @@ def upload(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("cases:message_list") + "?status=")
     return render(request, "cases/upload.html", {"form": form}, status=400 if form.is_bound else 200)
 
-
-@role_required(NOC)
-def unassigned(request: HttpRequest) -> HttpResponse:
-    qs = Report.objects.unassigned().with_message().order_by("-occurred_at", "-id")
-    return render(request, "cases/unassigned.html", {"page": _page(request, qs)})
