@@ -249,11 +249,6 @@ ENRICHMENT_ENABLED = env_bool("ENRICHMENT_ENABLED", default=True)
 # customer answered; approval: a manager's decision; failed: a notice could not be sent.
 QUEUE_TARGET_HOURS = {"new": 4, "review": 8, "replied": 8, "approval": 24, "failed": 2}
 
-# The NOC queue: how long a case may wait for a person, by why it waits (hours); older ones are
-# shown overdue. new: nobody has looked; review: a step to confirm or a hold run out; replied: the
-# customer answered; approval: a manager's decision; failed: a notice could not be sent.
-QUEUE_TARGET_HOURS = {"new": 4, "review": 8, "replied": 8, "approval": 24, "failed": 2}
-
 # The ladder and its notices.
 # Customer links in notices (signed, no login) expire after this many days.
 CUSTOMER_LINK_MAX_AGE_DAYS = int(env("CUSTOMER_LINK_MAX_AGE_DAYS", "60"))
