@@ -85,6 +85,12 @@ class InboundMessage(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it for parsing.")
     event_count = models.PositiveIntegerField(default=0)
     times_received = models.PositiveIntegerField(default=1)
+    # Set aside by a person (status "ignored"): mail that is not a report, and why (triage.set_aside_messages).
+    aside_reason = models.CharField(max_length=500, blank=True)
+    aside_at = models.DateTimeField(null=True, blank=True)
+    aside_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     objects = InboundMessageManager()
 
@@ -250,7 +256,8 @@ class UnassignedReason(models.TextChoices):
 
 class ReportQuerySet(models.QuerySet):
     def unassigned(self):
-        return self.filter(customer__isnull=True, duplicate_of__isnull=True)
+        # report_unassigned_idx
+        return self.filter(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=True)
 
     def with_message(self):
         """Each report's source message for a list, without the message's raw bytes."""
@@ -295,6 +302,12 @@ class Report(models.Model):
     enrichment_error = models.CharField(max_length=255, blank=True)
     enriched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Dismissed from the unassigned queue by a person (triage.dismiss_reports): kept, out of the queue.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_reason = models.CharField(max_length=500, blank=True)
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     objects = ReportQuerySet.as_manager()
 
@@ -303,6 +316,12 @@ class Report(models.Model):
         indexes = [
             models.Index(fields=["ip", "occurred_at"], name="report_ip_time_idx"),
             models.Index(fields=["case", "occurred_at"], name="report_case_time_idx"),
+            # The unassigned queue's two tabs, newest first (views_inbox.unassigned; a tiny slice of all reports).
+            models.Index(
+                fields=["unassigned_reason", "-occurred_at"],
+                condition=Q(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=True),
+                name="report_unassigned_idx",
+            ),
             # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
             # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
             models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
@@ -689,3 +708,74 @@ class ProvisioningCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} for case {self.case_id} ({self.status})"
+
+
+# --- triage of the inbox and the unassigned queue (issue 7) ------------------------------------------
+
+
+class TriageEvent(models.Model):
+    """Append-only audit row for triage that has no case: a message set aside or restored, an
+    unassigned report re-resolved, dismissed or answered. Values are machine keys."""
+
+    message = models.ForeignKey(InboundMessage, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    kind = models.CharField(max_length=32)
+    old = models.CharField(max_length=64, blank=True)
+    new = models.CharField(max_length=64, blank=True)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class RdapNetwork(models.Model):
+    """A network range an RDAP server answered for, and its abuse contact: addresses inside it are
+    not asked again until the row is older than RDAP_CACHE_SECONDS (triage.find_abuse_contact)."""
+
+    version = models.PositiveSmallIntegerField()
+    # Fixed-width hex of the first and last address, so a range test is two string comparisons.
+    start = models.CharField(max_length=32)
+    end = models.CharField(max_length=32)
+    cidr = models.CharField(max_length=200, blank=True, help_text="The range as the server named it.")
+    handle = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    abuse_email = models.CharField(max_length=254, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # find_abuse_contact: the narrowest cached range holding an address.
+        indexes = [models.Index(fields=["version", "start", "end"], name="rdapnetwork_range_idx")]
+
+    def __str__(self) -> str:
+        return self.cidr or f"{self.start}-{self.end}"
+
+
+class ReporterReferral(models.Model):
+    """The outbox for answering a reporter about an address that is not ours: "write to this abuse
+    contact instead". Written with the decision, sent by a worker that claims it, at most once per key."""
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="referrals")
+    key = models.CharField(max_length=100, unique=True)
+    abuse_email = models.CharField(max_length=254)
+    recipients = models.JSONField(default=list)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    status = models.CharField(max_length=8, choices=NoticeStatus.choices, default=NoticeStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"referral for report {self.report_id} ({self.status})"
