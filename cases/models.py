@@ -91,12 +91,6 @@ class InboundMessage(models.Model):
     aside_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # Set aside by a person (status "ignored"): mail that is not a report, and why (triage.set_aside_messages).
-    aside_reason = models.CharField(max_length=500, blank=True)
-    aside_at = models.DateTimeField(null=True, blank=True)
-    aside_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     objects = InboundMessageManager()
 
