@@ -243,6 +243,11 @@ DNS_PORT = int(env("DNS_PORT", "53"))
 DNS_TIMEOUT = float(env("DNS_TIMEOUT", "2.0"))
 DNSBL_ZONES = env_list("DNSBL_ZONES", "zen.spamhaus.org,bl.spamcop.net")
 ENRICHMENT_ENABLED = env_bool("ENRICHMENT_ENABLED", default=True)
+# RDAP: the abuse contact of addresses that are not ours (the unassigned queue answers reporters with
+# it). rdap.org redirects to the registry holding the address; answered ranges are kept this long.
+RDAP_BASE_URL = env("RDAP_BASE_URL", "https://rdap.org/")
+RDAP_TIMEOUT = float(env("RDAP_TIMEOUT", "5.0"))
+RDAP_CACHE_SECONDS = int(env("RDAP_CACHE_SECONDS", str(7 * 24 * 3600)))
 
 # The NOC queue: how long a case may wait for a person, by why it waits (hours); older ones are
 # shown overdue. new: nobody has looked; review: a step to confirm or a hold run out; replied: the
