@@ -33,14 +33,14 @@ import email.utils
 import html
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 
 from publicsuffixlist import PublicSuffixList
 
-from abusedesk.lib import dates
+from abusedesk.lib import addresses, dates
 
 # A 25 MB report parses in well under a second, so the cap is only there to bound memory on absurd input.
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
@@ -497,21 +497,10 @@ _V6_PREFIX = re.compile(r"^ipv6:", re.I)
 def canonical_ip(text: str | None) -> str | None:
     """Strictly validated canonical text of one address ("[1.2.3.4]" and "IPv6:..." accepted), or None.
 
-    IPv4-mapped IPv6 is unwrapped to IPv4; zone ids, CIDR suffixes and leading-zero octets are refused.
+    IPv4-mapped IPv6 is unwrapped to IPv4; zone ids, networks (other than /32, /128) and leading-zero
+    octets are refused (abusedesk.lib.addresses.parse_host says why).
     """
-    if not text:
-        return None
-    value = str(text).strip().strip("[]()<>").strip()
-    value = _V6_PREFIX.sub("", value)
-    if not value or len(value) > 45:
-        return None
-    try:
-        addr = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(addr)
+    return addresses.canonical(text)
 
 
 def _word_ips(word: str) -> Iterator[tuple[str, int | None]]:
@@ -549,9 +538,15 @@ def find_ip_ports(text: str, *, max_chars: int = MAX_SCAN_CHARS) -> list[tuple[s
     An IP seen once with a port and once without keeps the port.
     """
     found: dict[str, int | None] = {}
-    for m in _WORD.finditer(text[:max_chars]):
+    text = text[:max_chars]
+    for m in _WORD.finditer(text):
         word = m.group(0)
         if len(word) < 3 or len(word) > 60:
+            continue
+        follow = text[m.end() : m.end() + 2]
+        if follow[:1] == "%" or (follow[:1] == "/" and follow[1:2].isdigit()):
+            # "fe80::1%eth0" names an interface, "192.0.2.0/24" a network: neither is one offender,
+            # and reading the network's first address would blame whoever holds it.
             continue
         for ip, port in _word_ips(word):
             if ip not in found or (found[ip] is None and port is not None):
@@ -567,6 +562,18 @@ def find_ips(text: str, *, max_chars: int = MAX_SCAN_CHARS) -> list[str]:
 def is_loopback_or_unspecified(ip: str) -> bool:
     addr = ipaddress.ip_address(ip)
     return addr.is_loopback or addr.is_unspecified
+
+
+def refused_ips(text: str, *, max_chars: int = MAX_SCAN_CHARS) -> list[tuple[str, str]]:
+    """(what was written, why it is refused) for each zone-id address and each network in text."""
+    out: list[tuple[str, str]] = []
+    for m in re.finditer(r"[0-9A-Fa-f:.]{3,45}(?:%[\w.-]{1,20}|/\d{1,3})(?![\w/])", text[:max_chars]):
+        ip, reason = addresses.parse_host(m.group(0))
+        if ip is None and reason and any(c.isdigit() for c in m.group(0).split("/")[0].split("%")[0]):
+            head = m.group(0).split("/")[0].split("%")[0]
+            if canonical_ip(head):
+                out.append((m.group(0), reason))
+    return out
 
 
 # --- Received chains ------------------------------------------------------------------------------
@@ -704,18 +711,25 @@ def received_hops_from_text(text: str, *, now: datetime | None = None) -> list[H
 
 
 def _host_org(host: str) -> str:
-    return org_domain(host) if host and "." in host else ""
+    # Only a dotted name says whose host it is: an address or a single label ("fed1rmimpi210") says nothing.
+    host = (host or "").strip().strip("[]").lower()
+    if "." not in host or canonical_ip(host):
+        return ""
+    return org_domain(host)
 
 
-def entry_index(hops: list[Hop]) -> int | None:
-    """Index of the hop where the mail entered the receiving network, or None if no hop has an address.
+def entry_index(hops: list[Hop], *, trusted: Iterable[str] = ()) -> int | None:
+    """Index of the hop where the mail entered the receiving side's trusted boundary, or None.
 
-    Walks from the newest hop: the receiving organisation is the domain of the first "by" host;
-    hops handed over by loopback addresses or by hosts of that organisation are its own relays,
-    and the first hop handed over by anyone else is the entry. Private addresses are not skipped
-    on purpose: the sender can be on a private network seen through a tunnel, and sample data uses them.
+    Walks from the newest hop. Inside the boundary: the recipient's organisation (the first "by"
+    host with a dotted name: Gmail's newest hops are "by 2002:a05:...", an address that names
+    nobody), the organisations in ``trusted`` (the complainant's own domain), and every
+    organisation whose host handed the mail on inside it. Never the entry: hops handed over from
+    private, loopback, link-local, unique-local or CGNAT-shared addresses (a provider's 10.x and
+    internal IPv6 relays), or by a single-label name only the receiving network resolves. The
+    first hop handed over by anybody else is where the mail came in from outside.
     """
-    ours: set[str] = set()
+    ours = {org for org in (org_domain(t) for t in trusted if t) if org}
     for hop in hops:
         org = _host_org(hop.by_host)
         if org:
@@ -724,23 +738,25 @@ def entry_index(hops: list[Hop]) -> int | None:
     for i, hop in enumerate(hops):
         if hop.from_ip is None:
             continue
-        if is_loopback_or_unspecified(hop.from_ip):
+        by_org = _host_org(hop.by_host)
+        if addresses.is_internal(hop.from_ip):
+            if by_org and (not ours or by_org in ours or i == 0):
+                ours.add(by_org)
             continue
-        # A single-label sender name ("fed1rmimpi210" at Cox) only resolves inside the receiving network.
-        if hop.from_host and "." not in hop.from_host and _host_org(hop.by_host) in ours:
+        if hop.from_host and "." not in hop.from_host and (by_org in ours or not by_org):
             continue
-        if _host_org(hop.from_host) in ours and ours:
-            by = _host_org(hop.by_host)
-            if by:
-                ours.add(by)
+        from_org = _host_org(hop.from_host)
+        if from_org and from_org in ours:
+            if by_org:
+                ours.add(by_org)
             continue
         return i
     return None
 
 
-def entry_hop(hops: list[Hop]) -> Hop | None:
+def entry_hop(hops: list[Hop], *, trusted: Iterable[str] = ()) -> Hop | None:
     """The hop where mail entered the receiving network (see entry_index)."""
-    i = entry_index(hops)
+    i = entry_index(hops, trusted=trusted)
     return hops[i] if i is not None else None
 
 
