@@ -21,6 +21,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed('Send the token as "Authorization: Api-Key <token>".')
         try:
             api_key = ApiKey.objects.get_from_key(key.strip())
+            if api_key.has_expired:  # get_from_key checks revocation only
+                raise ApiKey.DoesNotExist
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("The token is unknown, revoked or expired.") from None
         user = api_key.user

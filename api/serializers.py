@@ -8,7 +8,6 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cases.intake.api_events import MAX_EVENTS
 from cases.intake.base import EVIDENCE_MAX_CHARS
 from cases.models import Case, CaseEvent, CaseStatus, Category, InboundMessage, Notice, Report, Rung, rung_key
 from customers.models import Allocation, AllocationSource, Contact, Customer, CustomerKind
@@ -55,12 +54,6 @@ class EventSerializer(StrictSerializer):
 
     def validate_time(self, value):
         return _not_future(value)
-
-
-class EventListSerializer(serializers.ListSerializer):
-    child = EventSerializer()
-    allow_empty = False
-    max_length = MAX_EVENTS
 
 
 class SubmissionSerializer(serializers.Serializer):

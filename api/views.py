@@ -134,7 +134,7 @@ class ReportSubmitView(APIView):
         if items and all(isinstance(i, dict) and str(i.get("xarf_version", "")).startswith("4") for i in items):
             return body  # XARF v4: stored as sent; the xarf parser reads it as it reads a mailed one
         if isinstance(doc, list):
-            valid(s.EventListSerializer, doc, child=s.EventSerializer())
+            valid(s.EventSerializer, doc, many=True, allow_empty=False, max_length=api_events.MAX_EVENTS)
         elif isinstance(doc, dict):
             valid(s.EventSerializer, doc)
         else:
