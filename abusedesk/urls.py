@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     # The customer's page from a notice's signed link: no login, the token is the key.
     path("c/<str:token>/", views_customer.customer_case, name="customer_case"),
+    path("customers/", include("customers.urls")),
     path("", include("cases.urls")),
 ]

@@ -7,8 +7,10 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Hidden, Submit
 from django import forms
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
+from abusedesk.roles import ALL_ROLES
 from cases.models import CASE_TRANSITIONS, Case, CaseStatus, Category, Rung
 
 MAX_UPLOAD_FILES = 50
@@ -116,16 +118,77 @@ class NoteForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
 
 
+# Closing a case cancels what waited on it (scheduled steps, proposals): asked for, not undone.
+IRREVERSIBLE_STATUSES = (CaseStatus.RESOLVED, CaseStatus.REJECTED)
+SURE_LABEL = "I am sure"
+
+
+def htmx_helper(action: str, submit_label: str, button_class: str = "btn-primary") -> FormHelper:
+    """A case-page form's helper: a plain POST to `action` that htmx sends in the background,
+    swapping in <main> of the page it redirects to (as the ladder's forms do)."""
+    helper = FormHelper()
+    helper.form_action = action
+    helper.attrs = {"hx-post": action, "hx-target": "main", "hx-select": "main", "hx-swap": "outerHTML"}
+    submit = Submit("submit", submit_label)
+    submit.field_classes = f"btn btn-sm {button_class}"
+    helper.add_input(submit)
+    return helper
+
+
+def sure_field(help_text: str = "") -> forms.BooleanField:
+    """The confirm step of an irreversible action: a box the form requires, so it holds without
+    JavaScript (the browser refuses to submit it unticked, the server refuses it too)."""
+    return forms.BooleanField(label=SURE_LABEL, required=True, help_text=help_text)
+
+
 class StatusForm(forms.Form):
-    """The statuses a case may move to from where it is (CASE_TRANSITIONS), in workflow order."""
+    """The statuses a case may move to from where it is (CASE_TRANSITIONS), in workflow order.
+
+    Nothing is preselected: the first choice is an empty "choose" so a stray click changes nothing.
+    Resolving or rejecting needs the "I am sure" box."""
 
     status = forms.ChoiceField(choices=[])
     note = forms.CharField(required=False, max_length=2000)
+    sure = forms.BooleanField(label=f"{SURE_LABEL} (needed to resolve or reject)", required=False)
 
-    def __init__(self, *args, case: Case, **kwargs):
+    def __init__(self, *args, case: Case, action: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        self.helper = htmx_helper(action, "Change status")
         allowed = CASE_TRANSITIONS.get(case.status, set())
-        self.fields["status"].choices = [(s.value, s.label) for s in CaseStatus if s in allowed]
+        self.fields["status"].label = "Change status to"
+        self.fields["note"].widget.attrs["placeholder"] = "Why (optional)"
+        self.fields["status"].choices = [("", "— choose —")] + [(s.value, s.label) for s in CaseStatus if s in allowed]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("status") in IRREVERSIBLE_STATUSES and not data.get("sure"):
+            self.add_error("sure", "Tick “I am sure” to resolve or reject a case.")
+        return data
+
+
+def desk_users():
+    """Active users who hold the noc role, directly or through manager/admin (abusedesk.roles), by name."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=ALL_ROLES))
+        .distinct()
+        .order_by("username")
+    )
+
+
+class AssignForm(forms.Form):
+    """Give the case to any colleague with the noc role (managers and admins have it), or to nobody."""
+
+    assignee = forms.ModelChoiceField(queryset=None, required=False, empty_label="nobody")
+
+    def __init__(self, *args, action: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = htmx_helper(action, "Assign", "btn-outline-primary")
+        self.fields["assignee"].queryset = desk_users()
+        self.fields["assignee"].label_from_instance = lambda user: user.get_username()
 
 
 # --- the ladder's actions: small POST forms, one service call each -------------------------------
@@ -154,6 +217,9 @@ class LadderActionForm(forms.Form):
     submit_label = "Save"
     button_class = "btn-primary"
     confirm = ""
+    # Irreversible actions (approve, merge, de-escalate, reject a report) require an "I am sure"
+    # box instead of a JavaScript prompt: the confirm step then holds without JavaScript.
+    irreversible = False
 
     def __init__(self, *args, action: str = "", next_url: str = "", **kwargs):
         super().__init__(*args, **kwargs)
@@ -162,7 +228,9 @@ class LadderActionForm(forms.Form):
         self.helper.form_class = "ladder-action"
         self.helper.form_show_labels = True
         self.helper.attrs = {"hx-post": action, "hx-target": "main", "hx-select": "main", "hx-swap": "outerHTML"}
-        if self.confirm:
+        if self.irreversible:
+            self.fields["sure"] = sure_field(self.confirm)
+        elif self.confirm:
             self.helper.attrs["hx-confirm"] = self.confirm
         # The form's auto_id prefix keeps ids unique when one page shows many of these forms.
         prefix = self.auto_id if isinstance(self.auto_id, str) and "%s" in self.auto_id else ""
@@ -203,6 +271,7 @@ class ProposeForm(LadderActionForm):
 
 
 class ApproveForm(LadderActionForm):
+    irreversible = True
     title = "Approve"
     submit_label = "Approve"
     button_class = "btn-danger"
@@ -243,6 +312,7 @@ class ReinstateForm(LadderActionForm):
 
 
 class DeEscalateForm(LadderActionForm):
+    irreversible = True
     title = "De-escalate"
     submit_label = "Step down one rung"
     button_class = "btn-outline-secondary"
@@ -280,6 +350,7 @@ class MergeForm(LadderActionForm):
     """Fold this case into another one of the same customer: the target by number (12, #12, AD-12)."""
 
     title = "Merge into another case"
+    irreversible = True
     submit_label = "Merge"
     button_class = "btn-outline-danger"
     confirm = "Merge this case into the other one? This case is closed and its reports move."
@@ -305,6 +376,7 @@ class ConfirmReportForm(LadderActionForm):
 
 
 class RejectReportForm(LadderActionForm):
+    irreversible = True
     title = "Reject the report"
     submit_label = "Reject as false"
     button_class = "btn-outline-danger"

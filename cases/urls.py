@@ -11,6 +11,7 @@ urlpatterns = [
     path("cases/<int:pk>/note/", views.case_note, name="case_note"),
     path("cases/<int:pk>/status/", views.case_status, name="case_status"),
     path("cases/<int:pk>/take/", views.case_take, name="case_take"),
+    path("cases/<int:pk>/assign/", views.case_assign, name="case_assign"),
     # The ladder's actions (POST only; the panel on the case page shows those the user may take).
     path("cases/<int:pk>/send-proposed/", views.case_send_proposed, name="case_send_proposed"),
     path("cases/<int:pk>/propose/", views.case_propose, name="case_propose"),

@@ -8,11 +8,13 @@ sent to the login page by LoginRequiredMiddleware.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.db.models import Case as SqlCase
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,14 +24,17 @@ from django.views.decorators.http import require_POST
 
 from abusedesk.roles import MANAGER, NOC, role_required
 from cases import forms as ladder_forms
-from cases.forms import ComplaintForm, NoteForm, StatusForm, UploadForm
+from cases.forms import AssignForm, ComplaintForm, NoteForm, StatusForm, UploadForm
 from cases.models import (
     OPEN_APPROVAL_STATUSES,
+    OPEN_STATUSES,
     Approval,
     ApprovalStatus,
     Case,
     CustomerReply,
     InboundMessage,
+    Notice,
+    NoticeKind,
     ParseStatus,
     Report,
     Rung,
@@ -40,7 +45,8 @@ from cases.services.common import TransitionError
 from cases.services.filing import IntakeSummary
 from cases.templatetags.case_words import in_utc
 from cases.timeline import customer_timeline as build_timeline
-from customers.models import Customer
+from customers import resolver
+from customers.models import Allocation, Customer
 
 PAGE_SIZE = 50
 RAW_PREVIEW_BYTES = 64 * 1024
@@ -115,7 +121,10 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    reports = case.reports.with_message().select_related("confirmed_by").order_by("-occurred_at")[:200]
+    # The page names only each report's message id: no message row (nor its raw bytes) is loaded.
+    reports = list(
+        case.reports.select_related("confirmed_by", "allocation").order_by("-occurred_at", "-id")[:CASE_REPORTS_SHOWN]
+    )
     events = case.events.select_related("actor", "report").order_by("-at", "-id")[:200]
     notices = case.notices.order_by("created_at", "id")
     return render(
@@ -127,11 +136,69 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": events,
             "notices": notices,
             "note_form": NoteForm(),
-            "status_form": StatusForm(case=case),
+            "status_form": StatusForm(
+                case=case, action=reverse("cases:case_status", args=[case.pk]), auto_id="status_%s"
+            ),
+            "assign_form": AssignForm(
+                initial={"assignee": case.assignee_id},
+                action=reverse("cases:case_assign", args=[case.pk]),
+                auto_id="assign_%s",
+            ),
             "contacts": case.customer.contacts.all(),
+            "other_cases": _other_cases(case),
+            "matched_allocations": _matched_allocations(reports),
             **_ladder_panel(request, case),
         },
     )
+
+
+CASE_REPORTS_SHOWN = 200
+OTHER_CASES_SHOWN = 20
+# Reports whose allocation is not stored (filed before it was, or the allocation was deleted since)
+# are resolved again for display: one resolve() per distinct address, at most this many per page.
+RESOLVE_FOR_DISPLAY = 5
+
+
+def _other_cases(case: Case) -> list[Case]:
+    """The customer's other cases, open ones first, each flagged when it led to a notice to the
+    customer (one EXISTS per row on notice_case_time_idx; acknowledgements to reporters do not count)."""
+    return list(
+        Case.objects.filter(customer_id=case.customer_id)
+        .exclude(pk=case.pk)
+        .annotate(
+            led_to_notice=Exists(Notice.objects.filter(case=OuterRef("pk")).exclude(kind=NoticeKind.REPORTER_ACK)),
+            closed=SqlCase(When(status__in=OPEN_STATUSES, then=Value(0)), default=Value(1)),
+        )
+        .order_by("closed", "-last_report_at", "-pk")[:OTHER_CASES_SHOWN]  # case_customer_rung_idx
+    )
+
+
+@dataclass
+class MatchedAllocation:
+    """An allocation that matched reports on the page, with the addresses it matched."""
+
+    allocation: Allocation
+    ips: list[str]
+    stored: bool  # False: not stored on the report, resolved again now for display
+
+
+def _matched_allocations(reports: list[Report]) -> list[MatchedAllocation]:
+    found: dict[int, MatchedAllocation] = {}
+    unresolved: dict[str, Report] = {}
+    for report in reports:
+        if report.allocation is not None:
+            entry = found.setdefault(report.allocation_id, MatchedAllocation(report.allocation, [], True))
+            if report.ip not in entry.ips:
+                entry.ips.append(report.ip)
+        elif report.ip not in unresolved:
+            unresolved[report.ip] = report
+    for ip, report in list(unresolved.items())[:RESOLVE_FOR_DISPLAY]:
+        allocation = resolver.resolve(ip, report.occurred_at)
+        if allocation is not None:
+            entry = found.setdefault(allocation.pk, MatchedAllocation(allocation, [], False))
+            if ip not in entry.ips:
+                entry.ips.append(ip)
+    return sorted(found.values(), key=lambda m: m.allocation.valid_from, reverse=True)
 
 
 @require_POST
@@ -153,7 +220,8 @@ def case_status(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     form = StatusForm(request.POST, case=case)
     if not form.is_valid():
-        messages.error(request, "That status change is not possible.")
+        sure = form.errors.get("sure")
+        messages.error(request, " ".join(sure) if sure else "That status change is not possible.")
         return redirect(case)
     try:
         workflow.change_case_status(
@@ -172,6 +240,21 @@ def case_take(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     workflow.assign_case(case, request.user, actor=request.user)
     messages.success(request, "The case is yours.")
+    return redirect(case)
+
+
+@require_POST
+@role_required(NOC)
+def case_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    """Give the case to any colleague with the noc role, or to nobody."""
+    case = _get_case(pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a colleague with the noc role.")
+        return redirect(case)
+    assignee = form.cleaned_data["assignee"]
+    workflow.assign_case(case, assignee, actor=request.user)
+    messages.success(request, f"Assigned to {assignee.get_username()}." if assignee else "Nobody is assigned now.")
     return redirect(case)
 
 
@@ -542,4 +625,3 @@ def upload(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Stored {stored} message(s){f'; {again} were already stored' if again else ''}.")
         return redirect(reverse("cases:message_list") + "?status=")
     return render(request, "cases/upload.html", {"form": form}, status=400 if form.is_bound else 200)
-

@@ -72,6 +72,26 @@ def _kv_records(text: str) -> list[list[tuple[str, str]]]:
     return records
 
 
+# A person's complaint with "Source: ..." and "Time: ..." lines is read as key:value fields; the
+# evidence keeps the rest of what they wrote (bounded: a feed's boilerplate repeats on every event).
+REPORTER_WORDS_HEADING = "The reporter wrote:"
+REPORTER_WORDS_MAX = 1500
+
+
+def reporter_words(prose: str) -> str:
+    """The lines of the mail's text that are not "Name: value" fields, blank runs folded, capped."""
+    kept: list[str] = []
+    in_field = False
+    for line in prose[: REPORTER_WORDS_MAX * 8].splitlines():
+        line = line.rstrip()
+        if in_field and line[:1] in (" ", "\t"):
+            continue  # a folded field value
+        in_field = bool(mime.parse_fields(line))
+        if not in_field and (line or (kept and kept[-1])):
+            kept.append(line)
+    return mime.cap("\n".join(kept).strip(), REPORTER_WORDS_MAX)
+
+
 def _kv_event(
     record: list[tuple[str, str]], *, received_at: datetime | None, reporter: str, org: str, hint: str | None
 ) -> ParsedEvent | str | None:
@@ -264,11 +284,14 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
     if not events and not events.skipped:
         # No CSV: key:value records, in the body or in text attachments (Cyscon's YAML-ish report).
         seen: set[tuple[str, datetime]] = set()
+        words = reporter_words(prose)
         for name, text in texts:
             hint = _hint(msg, name, prose)
             for record in _kv_records(text):
                 result = _kv_event(record, received_at=received_at, reporter=reporter, org=org, hint=hint)
                 if isinstance(result, ParsedEvent):
+                    if words:  # "Source:"/"Time:" lines alone drop "About 3,000 failed logins in an hour."
+                        result.evidence = mime.cap(f"{result.evidence}\n\n{REPORTER_WORDS_HEADING}\n{words}")
                     if (result.ip, result.occurred_at) not in seen:  # the body often repeats the attachment
                         seen.add((result.ip, result.occurred_at))
                         events.append(result)

@@ -9,6 +9,7 @@ reason is shown, never rendered.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -86,9 +87,46 @@ def _by(event: CaseEvent) -> str:
     return "the system"
 
 
+# Report formats (Report.format, InboundMessage.format) in words: the page shows no machine keys.
+FORMAT_WORDS = {
+    "arf": "ARF feedback report",
+    "xarf": "X-ARF report",
+    "xarf4": "X-ARF report",
+    "spamcop": "SpamCop report",
+    "acns": "ACNS copyright notice",
+    "safebrowsing": "Safe Browsing notice",
+    "shadowserver": "Shadowserver report",
+    "csv": "CSV feed",
+    "keyvalue": "fields in a mail",
+    "freetext": "free text",
+    "manual": "entered by hand",
+    "api": "API",
+}
+# Case.restricted and provisioning details: what was restricted, in words.
+RESTRICTION_WORDS = {"port25": "outgoing mail (port 25) blocked", "walled_garden": "walled garden"}
+
+
+@register.filter
+def format_words(key: str | None) -> str:
+    """A report format's machine key in words ("arf" -> "ARF feedback report")."""
+    if not key:
+        return "unknown format"
+    return FORMAT_WORDS.get(key, key.replace("_", " "))
+
+
+@register.filter
+def restriction_words(key: str | None) -> str:
+    if not key:
+        return ""
+    return RESTRICTION_WORDS.get(key, key.replace("_", " "))
+
+
+_FORMAT_IN_NOTE = re.compile(r"\(([a-z0-9_]+)\)$")
+
+
 def _reports_added(e: CaseEvent) -> str:
-    # Filing writes new=count and note="3 reports from message 12 (arf)".
-    note = e.note or ""
+    # Filing writes new=count and note="3 reports from message 12 (arf)": the format is a key.
+    note = _FORMAT_IN_NOTE.sub(lambda m: f"({format_words(m.group(1))})", e.note or "")
     count = e.new or "?"
     head = f"{count} report{'' if count == '1' else 's'}"
     rest = note[len(head) :] if note.startswith(head) else (f" ({note})" if note else "")
@@ -176,6 +214,30 @@ def _generic(e: CaseEvent) -> str:
 def event_sentence(event: CaseEvent) -> str:
     """One CaseEvent as a sentence ("approved by manager1: reason"). Plain text; escape it."""
     return SENTENCES.get(event.kind, _generic)(event)
+
+
+# Evidence written by parsers that keep a person's own sentences, and where those start.
+REPORTER_WORDS_HEADING = "The reporter wrote:"  # cases.intake.feeds (key:value fields in a complaint)
+REPORTER_WORDS_SHOWN = 300
+
+
+@register.filter
+def reporter_words(report) -> str:
+    """The reporter's own sentences from a report's evidence, shortened for the reports table
+    (the whole evidence is one click away). Empty for machine feeds, which have no sentences."""
+    evidence = report.evidence or ""
+    if REPORTER_WORDS_HEADING in evidence:
+        words = evidence.split(REPORTER_WORDS_HEADING, 1)[1]
+    elif report.format == "freetext":
+        # freetext: "[candidate: ...]" lines, a blank line, then "Subject: ...", a blank line, the text.
+        parts = evidence.split("\n\n", 2)
+        words = parts[2] if len(parts) == 3 else ""
+    elif report.format == "manual":
+        words = evidence
+    else:
+        return ""
+    words = " ".join(words.split())
+    return words if len(words) <= REPORTER_WORDS_SHOWN else words[: REPORTER_WORDS_SHOWN - 1] + "…"
 
 
 @register.filter

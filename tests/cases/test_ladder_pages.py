@@ -76,11 +76,11 @@ ACTIONS = [
     ("cases:case_reinstate", "manager", "case", {"reason": "fixed"}),
     ("cases:case_hold", "noc", "case", {"until": "2099-01-01", "reason": "too long"}),
     ("cases:case_release_hold", "noc", "case", {}),
-    ("cases:case_de_escalate", "noc", "case", {"reason": "sent in error"}),
-    ("cases:case_merge", "noc", "case", {"target": "999999", "reason": "same thing"}),
+    ("cases:case_de_escalate", "noc", "case", {"reason": "sent in error", "sure": "on"}),
+    ("cases:case_merge", "noc", "case", {"target": "999999", "reason": "same thing", "sure": "on"}),
     ("cases:report_confirm", "noc", "report", {}),
-    ("cases:report_reject", "noc", "report", {"reason": "not us"}),
-    ("cases:approval_approve", "manager", "approval", {"reason": "three warnings"}),
+    ("cases:report_reject", "noc", "report", {"reason": "not us", "sure": "on"}),
+    ("cases:approval_approve", "manager", "approval", {"reason": "three warnings", "sure": "on"}),
     ("cases:approval_refuse", "manager", "approval", {"reason": "give them time"}),
 ]
 PAGES = [("cases:approval_queue", "manager", None), ("cases:customer_timeline", "noc", "customer")]
@@ -185,7 +185,7 @@ def test_a_manager_approves_a_suspension_at_once(client, manager_user):
     client.force_login(manager_user)
     response = client.post(
         reverse("cases:approval_approve", args=[approval.pk]),
-        {"reason": "three warnings ignored", "next": reverse("cases:approval_queue")},
+        {"reason": "three warnings ignored", "next": reverse("cases:approval_queue"), "sure": "on"},
     )
     assert response.status_code == 302 and response["Location"] == reverse("cases:approval_queue")
     assert messages_of(response) == ["Suspension approved and carried out."]
@@ -207,7 +207,8 @@ def test_a_manager_schedules_a_suspension_and_noc_cancels_it(client, manager_use
     client.force_login(manager_user)
     when = in_future(2)
     response = client.post(
-        reverse("cases:approval_approve", args=[approval.pk]), {"reason": "unless fixed", "scheduled_for": when}
+        reverse("cases:approval_approve", args=[approval.pk]),
+        {"reason": "unless fixed", "scheduled_for": when, "sure": "on"},
     )
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.SCHEDULED
@@ -235,7 +236,7 @@ def test_a_scheduled_time_in_the_past_is_refused_not_carried_out_at_once(client,
     client.force_login(manager_user)
     past = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     url = reverse("cases:approval_approve", args=[approval.pk])
-    response = client.post(url, {"reason": "x", "scheduled_for": past})
+    response = client.post(url, {"reason": "x", "scheduled_for": past, "sure": "on"})
     assert response.status_code == 302
     assert "must be in the future" in messages_of(response)[0]
     approval.refresh_from_db()
@@ -261,7 +262,7 @@ def test_deciding_twice_is_a_message_not_a_500(client, manager_user):
     approval = pending_approval(make_case())
     client.force_login(manager_user)
     client.post(reverse("cases:approval_refuse", args=[approval.pk]), {"reason": "no"})
-    response = client.post(reverse("cases:approval_approve", args=[approval.pk]), {"reason": "yes"})
+    response = client.post(reverse("cases:approval_approve", args=[approval.pk]), {"reason": "yes", "sure": "on"})
     assert response.status_code == 302
     assert messages_of(response)[-1] == "This proposal is already refused."
 
@@ -329,7 +330,9 @@ def test_noc_confirms_and_rejects_reports(client, noc_user):
     assert reverse("cases:report_confirm", args=[unconfirmed[0].pk]) in page
 
     client.post(reverse("cases:report_confirm", args=[unconfirmed[0].pk]))
-    client.post(reverse("cases:report_reject", args=[unconfirmed[1].pk]), {"reason": "a neighbour's grudge"})
+    client.post(
+        reverse("cases:report_reject", args=[unconfirmed[1].pk]), {"reason": "a neighbour's grudge", "sure": "on"}
+    )
     for report in unconfirmed:
         report.refresh_from_db()
     assert unconfirmed[0].confirmed_by == noc_user
@@ -345,7 +348,8 @@ def test_noc_merges_a_case_into_another_of_the_same_customer(client, noc_user):
     source = make_case(customer=target.customer, category="phishing", rung=Rung.NONE, reports=2)
     client.force_login(noc_user)
     response = client.post(
-        reverse("cases:case_merge", args=[source.pk]), {"target": target.reference, "reason": "one spam run"}
+        reverse("cases:case_merge", args=[source.pk]),
+        {"target": target.reference, "reason": "one spam run", "sure": "on"},
     )
     assert response["Location"] == target.get_absolute_url()
     source.refresh_from_db()
@@ -359,7 +363,9 @@ def test_noc_merges_a_case_into_another_of_the_same_customer(client, noc_user):
 def test_merging_into_a_case_that_does_not_exist_is_a_message(client, noc_user):
     case = make_case()
     client.force_login(noc_user)
-    response = client.post(reverse("cases:case_merge", args=[case.pk]), {"target": "AD-999999", "reason": "x"})
+    response = client.post(
+        reverse("cases:case_merge", args=[case.pk]), {"target": "AD-999999", "reason": "x", "sure": "on"}
+    )
     assert response["Location"] == case.get_absolute_url()
     assert messages_of(response) == ["Into case: There is no case 'AD-999999'."]
 
@@ -367,7 +373,9 @@ def test_merging_into_a_case_that_does_not_exist_is_a_message(client, noc_user):
 def test_noc_steps_a_warning_down(client, noc_user):
     case = make_case()
     client.force_login(noc_user)
-    response = client.post(reverse("cases:case_de_escalate", args=[case.pk]), {"reason": "sent to the wrong customer"})
+    response = client.post(
+        reverse("cases:case_de_escalate", args=[case.pk]), {"reason": "sent to the wrong customer", "sure": "on"}
+    )
     assert messages_of(response) == ["Stepped down to first notice."]
     case.refresh_from_db()
     assert case.rung == Rung.FIRST_NOTICE
@@ -440,10 +448,14 @@ def test_irreversible_actions_ask_for_confirmation_and_work_without_javascript(c
     client.force_login(manager_user)
     page = client.get(case.get_absolute_url()).content.decode()
     approve_url = reverse("cases:approval_approve", args=[case.approvals.get().pk])
-    # A plain form that posts without JavaScript, and htmx's confirmation when it runs.
+    # A plain form that posts without JavaScript; the confirm step is an "I am sure" box the form
+    # requires (the browser will not submit it unticked, the server refuses it), not a JS prompt.
     assert f'action="{approve_url}"' in page and 'method="post"' in page
-    assert 'hx-confirm="Approve this step?' in page
-    assert 'hx-confirm="Merge this case' in page
+    assert page.count('name="sure"') >= 3  # approve, merge, de-escalate (and each report's reject)
+    assert 'hx-confirm="Approve this step?' not in page
+    response = client.post(approve_url, {"reason": "three warnings"})
+    assert messages_of(response) == ["I am sure: This field is required."]
+    assert case.approvals.get().status == ApprovalStatus.PENDING
 
 
 def test_the_case_page_query_count_does_not_grow_with_its_history(client, manager_user, django_assert_max_num_queries):
@@ -458,10 +470,10 @@ def test_the_case_page_query_count_does_not_grow_with_its_history(client, manage
 
     grow(1)
     client.get(case.get_absolute_url())
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(20):  # + the customer's other cases, colleagues to assign, one resolve()
         client.get(case.get_absolute_url())
     grow(20)
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(20):  # + the customer's other cases, colleagues to assign, one resolve()
         response = client.get(case.get_absolute_url())
     assert len(response.context["notices"]) == 21
 
@@ -505,7 +517,9 @@ def test_hostile_reasons_are_shown_escaped_everywhere(client, noc_user, manager_
 def test_a_merge_target_of_absurd_size_is_a_form_error_not_a_500(client, noc_user):
     case = make_case()
     client.force_login(noc_user)
-    response = client.post(reverse("cases:case_merge", args=[case.pk]), {"target": "9" * 22, "reason": "x"})
+    response = client.post(
+        reverse("cases:case_merge", args=[case.pk]), {"target": "9" * 22, "reason": "x", "sure": "on"}
+    )
     assert response.status_code == 302 and "There is no case" in messages_of(response)[0]
 
 

@@ -110,7 +110,7 @@ def test_a_note_status_change_and_taking_a_case_are_audited(client, case, noc_us
     client.force_login(noc_user)
     client.post(reverse("cases:case_note", args=[case.pk]), {"note": "Called the customer."})
     client.post(reverse("cases:case_take", args=[case.pk]))
-    client.post(reverse("cases:case_status", args=[case.pk]), {"status": "resolved", "note": "fixed"})
+    client.post(reverse("cases:case_status", args=[case.pk]), {"status": "resolved", "note": "fixed", "sure": "on"})
     case.refresh_from_db()
     assert case.status == CaseStatus.RESOLVED
     assert case.assignee == noc_user
@@ -122,7 +122,7 @@ def test_a_note_status_change_and_taking_a_case_are_audited(client, case, noc_us
 
 def test_a_status_change_not_in_the_table_is_refused(client, case, noc_user):
     client.force_login(noc_user)
-    client.post(reverse("cases:case_status", args=[case.pk]), {"status": "resolved"})
+    client.post(reverse("cases:case_status", args=[case.pk]), {"status": "resolved", "sure": "on"})
     response = client.post(reverse("cases:case_status", args=[case.pk]), {"status": "waiting"}, follow=True)
     case.refresh_from_db()
     assert case.status == CaseStatus.RESOLVED

@@ -1,6 +1,6 @@
 """Browser test: a manager approves a suspension from the approval queue, and the case page
-shows the suspension and the decision in words. Once with JavaScript (htmx posts the form and
-asks for confirmation), once without (the same forms, plain POST and redirect)."""
+shows the suspension and the decision in words. Once with JavaScript (htmx posts the form; a
+required "I am sure" box is the confirm step), once without (the same forms, plain POST and redirect)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def _approve_from_the_queue(page, approval: Approval, *, screenshot: str = "") -
     if screenshot:
         page.screenshot(path=str(SCREENSHOT_DIR / screenshot), full_page=True)
     card.locator("[data-action=approve] input[name=reason]").fill(REASON)
+    # The confirm step is a required "I am sure" box: unticked, the browser does not submit.
+    card.locator("[data-action=approve] [type=submit]").click()
+    assert card.locator("[data-action=approve] input[name=reason]").is_visible()
+    card.locator("[data-action=approve] input[name=sure]").check()
     card.locator("[data-action=approve] [type=submit]").click()
     page.wait_for_selector(".alert-success")
     assert "Suspension approved and carried out." in page.locator(".alert-success").inner_text()
@@ -63,7 +67,7 @@ def test_a_manager_approves_a_suspension_from_the_queue(browser_page, live_serve
     page.on("dialog", confirm)
     login(page, live_server, e2e_user("manager"))
     _approve_from_the_queue(page, waiting, screenshot="abusedesk-approvals.png")
-    assert asked and asked[0].startswith("Approve this step?")  # htmx asked before posting
+    assert asked == []  # the box confirmed it; no JavaScript prompt on top
     waiting.refresh_from_db()
     assert waiting.status == ApprovalStatus.DONE and waiting.decided_by.get_username() == "manager-e2e"
     _case_page_shows_the_suspension(page, waiting.case, screenshot="abusedesk-case-suspended.png")
