@@ -90,12 +90,14 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
+    "axes",
     "customers",
     "cases",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "abusedesk.urls"
@@ -182,6 +186,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Files browsers ask for at the site's root (/favicon.ico), served by whitenoise as they are.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -283,14 +289,82 @@ PROVISIONING_RETRY_BACKOFF_MAX_SECONDS = float(env("PROVISIONING_RETRY_BACKOFF_M
 # Limits on what a sender can make us store or show.
 INTAKE_MAX_MESSAGE_BYTES = int(env("INTAKE_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
 EVIDENCE_MAX_CHARS = int(env("EVIDENCE_MAX_CHARS", "8000"))
+# A feed's events beyond this are not filed; the message says how many were left (a 190 MB CSV
+# once yielded 4.7 million). Events are filed in chunks of INTAKE_CHUNK_EVENTS, each committed
+# on its own, with the message's progress, so a restart goes on from the last committed chunk.
+INTAKE_MAX_EVENTS_PER_MESSAGE = int(env("INTAKE_MAX_EVENTS_PER_MESSAGE", "1000000"))
+INTAKE_CHUNK_EVENTS = int(env("INTAKE_CHUNK_EVENTS", "1000"))
+# A worker's claim on the messages it parses lives while its heartbeat does: it beats every
+# INTAKE_HEARTBEAT_SECONDS, and a claim whose last beat is older than INTAKE_CLAIM_TIMEOUT_SECONDS
+# is given back (the worker died or hangs), however long the feed takes.
+INTAKE_HEARTBEAT_SECONDS = float(env("INTAKE_HEARTBEAT_SECONDS", "15"))
+INTAKE_CLAIM_TIMEOUT_SECONDS = float(env("INTAKE_CLAIM_TIMEOUT_SECONDS", "120"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Security: HTTPS, HSTS, the proxy header, CSP, sign-in throttling ---------------------------
+# HTTPS redirect and HSTS are on whenever DEBUG is off unless the environment turns them off
+# (README, "Deployment behind a proxy that terminates TLS").
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+# X-Forwarded-Proto and X-Forwarded-For are trusted only when the operator says the proxy in front
+# sets them (overwriting what a client sent): otherwise any client could claim HTTPS over plain
+# HTTP, or any address to dodge the sign-in lockout.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS = []
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is a commitment of the whole registrable domain (isp.example), decided by its
+    # owner, never by one host's settings; check --deploy would otherwise warn on every install.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+# Content-Security-Policy (django-csp): no inline script or style anywhere, no framing. The
+# admin runs under the same policy (templates/admin/change_list.html removes its one inline
+# <style>); htmx's indicator <style> is off through <meta name="htmx-config"> in base.html.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# Sign-in throttling (django-axes), on the desk's login and the admin's: after AXES_FAILURE_LIMIT
+# failures within AXES_COOLOFF_MINUTES, that user name from that address is locked out until the
+# cool-off has passed. The pair, not the address alone: a NAT or a proxy puts a whole office
+# behind one address, and one attacker there must not lock every colleague out; not the user
+# name alone, or anybody could lock any account out from anywhere. Spraying one account from many
+# addresses is still slowed per address, and the failures stay in the database for the admin.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy REMOTE_ADDR is the proxy's: the client is what the proxy appended last to
+# X-Forwarded-For (abusedesk/lib/client_ip.py), read only when BEHIND_PROXY says so.
+AXES_CLIENT_IP_CALLABLE = "abusedesk.lib.client_ip.client_ip"
+
+# One date format in the admin and in Django's own date filter, as the desk's isotime filter
+# writes it: "2026-11-30 14:02:05 UTC" (abusedesk/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["abusedesk.formats"]
 
 LOGGING = {
     "version": 1,
