@@ -253,7 +253,11 @@ def execute(
 
     Raises ImportFileError (after marking the run failed) when the file cannot be read.
     """
-    importer = import_leases if run.kind == ImportRun.Kind.LEASES else import_allocations
+    from customers.port_blocks import import_port_blocks  # it builds on this module's readers
+
+    importer = {ImportRun.Kind.LEASES: import_leases, ImportRun.Kind.PORT_BLOCKS: import_port_blocks}.get(
+        run.kind, import_allocations
+    )
     _save_counters(run, ImportSummary(), status=ImportRun.Status.RUNNING, error="")
     try:
         summary = importer(source, run, progress=progress, on_reject=on_reject)

@@ -86,6 +86,14 @@ class AllocationSource(models.TextChoices):
     POOL = "pool", "Pool"
     LEASE = "lease", "Lease"
     IMPORT = "import", "Import"
+    # Carrier-grade NAT: the public pool is held by the ISP's pool account (CGNAT_POOL); each
+    # subscriber holds a range of source ports on one public address for a while (PORT_BLOCK).
+    CGNAT_POOL = "cgnat", "CGNAT pool"
+    PORT_BLOCK = "ports", "CGNAT port block"
+
+
+PORT_MIN = 0
+PORT_MAX = 65535
 
 
 def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -118,9 +126,27 @@ class AllocationQuerySet(models.QuerySet):
     def current(self) -> AllocationQuerySet:
         return self.valid_at(timezone.now())
 
-    def overlapping(self, network: str, valid_from: datetime, valid_to: datetime | None) -> AllocationQuerySet:
-        """Allocations of exactly `network` whose period meets [valid_from, valid_to)."""
+    def whole_address(self) -> AllocationQuerySet:
+        """Allocations of every port (all but CGNAT port blocks)."""
+        return self.filter(port_from=PORT_MIN, port_to=PORT_MAX)
+
+    def overlapping(
+        self,
+        network: str,
+        valid_from: datetime,
+        valid_to: datetime | None,
+        ports: tuple[int, int] = (PORT_MIN, PORT_MAX),
+    ) -> AllocationQuerySet:
+        """Allocations of exactly `network` and these ports whose period meets [valid_from, valid_to).
+
+        A whole-address allocation and the port blocks on the same address do not clash: port blocks
+        only live on a CGNAT pool's addresses, and they win over the pool for their ports.
+        """
         qs = self.filter(network=network).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=valid_from))
+        if ports == (PORT_MIN, PORT_MAX):
+            qs = qs.whole_address()
+        else:
+            qs = qs.exclude(port_from=PORT_MIN, port_to=PORT_MAX).filter(port_from__lte=ports[1], port_to__gte=ports[0])
         if valid_to is not None:
             qs = qs.filter(valid_from__lt=valid_to)
         return qs
@@ -139,15 +165,27 @@ class Allocation(models.Model):
     source = models.CharField(max_length=8, choices=AllocationSource.choices, default=AllocationSource.STATIC)
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Every port, except for a CGNAT port block: one public address, the subscriber's source ports.
+    port_from = models.PositiveIntegerField(default=PORT_MIN, db_default=PORT_MIN)
+    port_to = models.PositiveIntegerField(default=PORT_MAX, db_default=PORT_MAX)
 
     objects = AllocationQuerySet.as_manager()
+
+    # Set by customers.resolver.resolve() on what it returns: why a CGNAT address resolved to its
+    # pool and not to a subscriber ("" otherwise). `pool` is the pool behind a port block it returned.
+    resolution_note = ""
+    pool: Allocation | None = None
 
     class Meta:
         ordering = ["network", "-valid_from"]
         constraints = [
             # The same network cannot start twice at one instant (that would overlap); the
             # import commands also rely on it as their natural key.
-            models.UniqueConstraint(fields=["network", "valid_from"], name="allocation_unique_start"),
+            models.UniqueConstraint(fields=["network", "valid_from", "port_from"], name="allocation_unique_start"),
+            models.CheckConstraint(
+                condition=Q(port_from__lte=models.F("port_to")) & Q(port_to__lte=PORT_MAX),
+                name="allocation_port_range",
+            ),
             models.CheckConstraint(
                 condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
                 name="allocation_valid_to_after_from",
@@ -159,7 +197,8 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         until = self.valid_to.isoformat() if self.valid_to else "open"
-        return f"{self.network} ({self.valid_from.isoformat()} – {until})"
+        ports = f" ports {self.port_from}–{self.port_to}" if self.is_port_block else ""
+        return f"{self.network}{ports} ({self.valid_from.isoformat()} – {until})"
 
     def save(self, *args, **kwargs):
         self.set_network_fields()
@@ -179,8 +218,14 @@ class Allocation(models.Model):
             errors["network"] = exc.messages
         if self.valid_from and self.valid_to and self.valid_to <= self.valid_from:
             errors["valid_to"] = ["The end must be after the start."]
+        if not (PORT_MIN <= self.port_from <= self.port_to <= PORT_MAX):
+            errors["port_to"] = [f"Ports run from {PORT_MIN} to {PORT_MAX}, the first not after the last."]
+        elif self.is_port_block and "network" not in errors and self.prefixlen != (32 if self.family == 4 else 128):
+            errors["network"] = ["A port block is on one public address (a /32 or /128), not a network."]
         if not errors and self.valid_from:
-            clash = Allocation.objects.overlapping(self.network, self.valid_from, self.valid_to).exclude(pk=self.pk)
+            clash = Allocation.objects.overlapping(
+                self.network, self.valid_from, self.valid_to, (self.port_from, self.port_to)
+            ).exclude(pk=self.pk)
             clash = clash.select_related("customer").first()
             if clash is not None:
                 errors["network"] = [
@@ -190,6 +235,10 @@ class Allocation(models.Model):
                 ]
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def is_port_block(self) -> bool:
+        return (self.port_from, self.port_to) != (PORT_MIN, PORT_MAX)
 
     @property
     def ip_network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -203,6 +252,7 @@ class Allocation(models.Model):
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
             "source": self.source,
             "note": self.note,
+            **({"port_from": self.port_from, "port_to": self.port_to} if self.is_port_block else {}),
         }
 
 
@@ -259,6 +309,7 @@ class ImportRun(models.Model):
     class Kind(models.TextChoices):
         ALLOCATIONS = "allocations", "Customers and allocations"
         LEASES = "leases", "Leases (RADIUS/DHCP sessions)"
+        PORT_BLOCKS = "portblocks", "CGNAT port blocks (ip,port_from,port_to,account,start,stop)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

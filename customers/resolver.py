@@ -27,7 +27,7 @@ from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 
-from customers.models import Allocation, Customer
+from customers.models import PORT_MAX, PORT_MIN, Allocation, AllocationSource, Customer
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -90,9 +90,10 @@ _CUSTOMER_FIELDS = list(Customer._meta.concrete_fields)
 
 
 @lru_cache(maxsize=16)
-def _resolve_sql(alias: str, networks: str, at: str) -> str:
+def _resolve_sql(alias: str, networks: str, at: str, ports: tuple[str, str]) -> str:
     """SELECT of the best allocation (and its customer); `networks` is the condition on the network
-    column ({col} stands for it), `at` the placeholder of the instant."""
+    column ({col} stands for it), `at` the placeholder of the instant, `ports` those of the port range
+    the allocation must cover (0..65535: whole addresses only; p..p: a port block holding port p)."""
     postgresql = connections[alias].vendor == "postgresql"
     qn = connections[alias].ops.quote_name
     a, c = qn(Allocation._meta.db_table), qn(Customer._meta.db_table)
@@ -111,7 +112,7 @@ def _resolve_sql(alias: str, networks: str, at: str) -> str:
     return (
         f"SELECT {', '.join(columns)} FROM ("
         f"SELECT {alloc_cols} FROM {a} WHERE {networks.format(col=qn('network'))} AND {qn('valid_from')} <= {at} "
-        f"AND {ends_after} "
+        f"AND {ends_after} AND {qn('port_from')} <= {ports[0]} AND {qn('port_to')} >= {ports[1]} "
         f"ORDER BY {qn('prefixlen')} DESC, {qn('valid_from')} DESC LIMIT 1"
         f") best INNER JOIN {c} ON {c}.{qn('id')} = best.{qn('customer_id')}"
     )
@@ -120,16 +121,16 @@ def _resolve_sql(alias: str, networks: str, at: str) -> str:
 # On PostgreSQL the statement is prepared once per database session: planning a 129-element IN
 # list cost more than running it (~0.5 ms of ~0.9 ms for IPv6, bench/bench_resolve.py). PREPARE is
 # not undone by a rollback, so a session that has it keeps it until it disconnects.
-_PREPARED_NAME = "abusedesk_resolve"
+_PREPARED_NAME = "abusedesk_resolve_ports"
 _prepared_sessions: weakref.WeakSet = weakref.WeakSet()
 
 
-def _execute_postgresql(cursor, alias: str, raw_connection, candidates: list[str], when: Any) -> None:
+def _execute_postgresql(cursor, alias: str, raw_connection, candidates: list[str], when: Any, ports) -> None:
     if raw_connection not in _prepared_sessions:
-        sql = _resolve_sql(alias, "{col} = ANY($1)", "$2")
-        cursor.execute(f"PREPARE {_PREPARED_NAME} (text[], timestamptz) AS {sql}")
+        sql = _resolve_sql(alias, "{col} = ANY($1)", "$2", ("$3", "$4"))
+        cursor.execute(f"PREPARE {_PREPARED_NAME} (text[], timestamptz, integer, integer) AS {sql}")
         _prepared_sessions.add(raw_connection)
-    cursor.execute(f"EXECUTE {_PREPARED_NAME} (%s, %s)", [candidates, when])
+    cursor.execute(f"EXECUTE {_PREPARED_NAME} (%s, %s, %s, %s)", [candidates, when, *ports])
 
 
 Converter = Callable[[Any, Any, Any], Any]
@@ -151,27 +152,51 @@ def _row_converters(alias: str) -> list[list[tuple[Converter, Any]]]:
     return found
 
 
-def resolve(ip: str | IPAddress, at: datetime | None = None) -> Allocation | None:
+# Why a CGNAT address resolved to its pool rather than to a subscriber (Allocation.resolution_note).
+NO_PORT = "CGNAT address and the report gives no source port: ask the reporter for it"
+
+
+def no_block(port: int) -> str:
+    return f"CGNAT address: no subscriber's port block held source port {port} then"
+
+
+def resolve(ip: str | IPAddress, at: datetime | None = None, port: int | None = None) -> Allocation | None:
     """The allocation (customer loaded) that held ip at instant at, or None.
 
-    valid_from is inclusive, valid_to exclusive. The most specific network wins.
+    valid_from is inclusive, valid_to exclusive. The most specific network wins. An address of a
+    CGNAT pool is shared: with the source port, the subscriber's port block answers; without it (or
+    when no block held that port) the pool's allocation does, its resolution_note saying why.
     """
     if at is None:
         at = timezone.now()
     if timezone.is_naive(at):
         raise ValueError("resolve() needs an aware datetime")
-    addr = normalize_ip(ip)
-    candidates = candidate_networks(addr)
+    candidates = candidate_networks(normalize_ip(ip))
+    allocation = _lookup(candidates, at, (PORT_MIN, PORT_MAX))
+    if allocation is None or allocation.source != AllocationSource.CGNAT_POOL:
+        return allocation
+    if port is None:
+        allocation.resolution_note = NO_PORT
+        return allocation
+    block = _lookup(candidates[:1], at, (port, port))
+    if block is None:
+        allocation.resolution_note = no_block(port)
+        return allocation
+    block.pool = allocation
+    return block
+
+
+def _lookup(candidates: list[str], at: datetime, ports: tuple[int, int]) -> Allocation | None:
     alias = router.db_for_read(Allocation)
     connection = connections[alias]
     # Adapted exactly as the ORM adapts a DateTimeField lookup (SQLite stores naive UTC text).
     when = connection.ops.adapt_datetimefield_value(at)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            _execute_postgresql(cursor, alias, connection.connection, candidates, when)
+            _execute_postgresql(cursor, alias, connection.connection, candidates, when, ports)
         else:
-            sql = _resolve_sql(alias, "{col} IN (" + ", ".join(["%s"] * len(candidates)) + ")", "%s")
-            cursor.execute(sql, [*candidates, when, when])
+            sql = _resolve_sql(alias, "{col} IN (" + ", ".join(["%s"] * len(candidates)) + ")", "%s", ("%s", "%s"))
+            cursor.execute(sql, [*candidates, when, when, *ports])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -212,9 +237,12 @@ class Held(NamedTuple):
     network: str
     valid_from: datetime
     valid_to: datetime | None
+    source: str = ""
+    # Why a CGNAT address went to its pool, not to a subscriber (see resolve()).
+    note: str = ""
 
 
-_HELD_COLUMNS = ("id", "customer_id", "network", "valid_from", "valid_to")
+_HELD_COLUMNS = ("id", "customer_id", "network", "valid_from", "valid_to", "source")
 
 
 def _rows_covering(networks: list[str], lo: datetime, hi: datetime) -> Iterable[tuple]:
@@ -223,6 +251,7 @@ def _rows_covering(networks: list[str], lo: datetime, hi: datetime) -> Iterable[
         Allocation.objects.using(router.db_for_read(Allocation))
         .filter(network__in=networks, valid_from__lte=hi)
         .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=lo))
+        .whole_address()
         .order_by()
         .values_list(*_HELD_COLUMNS)
     )
@@ -247,6 +276,7 @@ def _best_many_sql(alias: str) -> str:
         f"CROSS JOIN LATERAL (SELECT {columns} FROM {qn(Allocation._meta.db_table)} "
         f"WHERE {qn('network')} = ANY(string_to_array(q.cands, ' ')) AND {qn('valid_from')} <= q.at "
         f"AND COALESCE({qn('valid_to')}, 'infinity'::timestamptz) > q.at "
+        f"AND {qn('port_from')} <= {PORT_MIN} AND {qn('port_to')} >= {PORT_MAX} "
         f"ORDER BY {qn('prefixlen')} DESC, {qn('valid_from')} DESC LIMIT 1) best"
     )
 
@@ -294,6 +324,69 @@ def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datet
     return out
 
 
+def resolve_events(
+    items: Iterable[tuple[str, datetime, int | None]],
+) -> dict[tuple[str, datetime, int | None], Held | None]:
+    """resolve_many() for (ip, at, port) triples, with resolve()'s CGNAT rule: on a pool's address the
+    port block that held the port answers; without a port, or without a block, the pool does, with a note.
+    """
+    items = list(dict.fromkeys(items))
+    base = resolve_many((ip, at) for ip, at, _ in items)
+    out: dict[tuple[str, datetime, int | None], Held | None] = {}
+    wanted: list[tuple[str, datetime, int]] = []
+    for ip, at, port in items:
+        held = base[(ip, at)]
+        if held is not None and held.source == AllocationSource.CGNAT_POOL:
+            if port is None:
+                held = held._replace(note=NO_PORT)
+            else:
+                wanted.append((ip, at, port))
+                held = held._replace(note=no_block(port))
+        out[(ip, at, port)] = held
+    if wanted:
+        out.update(_port_blocks(wanted))
+    return out
+
+
+def _port_blocks(items: list[tuple[str, datetime, int]]) -> dict[tuple[str, datetime, int], Held]:
+    """The port block that held each (ip, at, port), where one did."""
+    alias = router.db_for_read(Allocation)
+    found: dict[tuple[str, datetime, int], Held] = {}
+    if connections[alias].vendor == "postgresql":
+        qn = connections[alias].ops.quote_name
+        columns = ", ".join(qn(c) for c in _HELD_COLUMNS)
+        # One backward probe per item on allocation_resolve_idx (network, valid_from, end, ports).
+        sql = (
+            f"SELECT q.n, best.* FROM unnest(%s::text[], %s::timestamptz[], %s::int[]) WITH ORDINALITY "
+            f"AS q(net, at, port, n) CROSS JOIN LATERAL (SELECT {columns} FROM {qn(Allocation._meta.db_table)} "
+            f"WHERE {qn('network')} = q.net AND {qn('valid_from')} <= q.at "
+            f"AND COALESCE({qn('valid_to')}, 'infinity'::timestamptz) > q.at "
+            f"AND {qn('port_from')} <= q.port AND {qn('port_to')} >= q.port "
+            f"ORDER BY {qn('valid_from')} DESC LIMIT 1) best"
+        )
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            with connections[alias].cursor() as cursor:
+                cursor.execute(
+                    sql, [[_candidates(i)[0] for i, _, _ in chunk], [a for _, a, _ in chunk], [p for *_, p in chunk]]
+                )
+                for n, *row in cursor.fetchall():
+                    found[chunk[n - 1]] = Held(*row)
+        return found
+    for ip, at, port in items:
+        row = (
+            Allocation.objects.using(alias)
+            .filter(network=_candidates(ip)[0], port_from__lte=port, port_to__gte=port)
+            .valid_at(at)
+            .order_by("-valid_from")
+            .values_list(*_HELD_COLUMNS)
+            .first()
+        )
+        if row is not None:
+            found[(ip, at, port)] = Held(*row)
+    return found
+
+
 def _best(candidates: tuple[str, ...], by_net: dict[str, list[Held]], at: datetime) -> Held | None:
     for net in candidates:  # most specific first
         for row in by_net.get(net, ()):
@@ -329,12 +422,18 @@ def is_ours(ip: str) -> bool:
     return bool(are_ours([ip]))
 
 
-def resolution_json(ip: str, at: datetime, allocation: Allocation | None) -> dict[str, Any]:
-    """Who held ip at at, as `resolve_ip --json` prints it and the API's /resolve answers."""
+def resolution_json(ip: str, at: datetime, allocation: Allocation | None, port: int | None = None) -> dict[str, Any]:
+    """Who held ip at at (and port), as `resolve_ip --json` prints it and the API's /resolve answers.
+
+    On a CGNAT pool's address without a matching port block, the customer is the pool's holder and
+    `note` says why (no port given, or no block held that port); otherwise `note` is "".
+    """
     customer = allocation.customer if allocation is not None else None
     return {
         "ip": ip,
         "at": at.isoformat(),
+        "port": port,
+        "note": allocation.resolution_note if allocation is not None else "",
         "customer": (
             {"account": customer.account, "name": customer.name, "kind": customer.kind}
             if customer is not None
@@ -346,6 +445,8 @@ def resolution_json(ip: str, at: datetime, allocation: Allocation | None) -> dic
                 "valid_from": allocation.valid_from.isoformat(),
                 "valid_to": allocation.valid_to.isoformat() if allocation.valid_to else None,
                 "source": allocation.source,
+                "port_from": allocation.port_from,
+                "port_to": allocation.port_to,
             }
             if allocation is not None
             else None

@@ -53,13 +53,19 @@ def create_allocation(
     valid_to: datetime | None = None,
     source: str = "static",
     note: str = "",
+    ports: tuple[int, int] | None = None,
     actor=None,
     actor_label: str = "",
 ) -> Allocation:
-    """Validate and store a new allocation. Raises ValidationError (host bits, overlap, end before start)."""
+    """Validate and store a new allocation. Raises ValidationError (host bits, overlap, end before start).
+
+    `ports` (first, last) makes a CGNAT port block: one public address, those source ports only.
+    """
     allocation = Allocation(
         customer=customer, network=network, valid_from=valid_from, valid_to=valid_to, source=source, note=note
     )
+    if ports is not None:
+        allocation.port_from, allocation.port_to = ports
     allocation.set_network_fields()
     _lock_same_network(allocation.network)
     allocation.full_clean()

@@ -44,12 +44,16 @@ def test_the_json_has_exactly_this_shape(plan):
     assert result == {
         "ip": "198.51.100.7",
         "at": "2025-03-01T10:00:00+00:00",
+        "port": None,
+        "note": "",
         "customer": {"account": "R-1", "name": "Home Line", "kind": "residential"},
         "allocation": {
             "network": "198.51.100.7/32",
             "valid_from": "2025-03-01T00:00:00+00:00",
             "valid_to": "2025-03-02T12:00:00+00:00",
             "source": "lease",
+            "port_from": 0,
+            "port_to": 65535,
         },
     }
 
@@ -90,7 +94,14 @@ def test_an_ipv4_mapped_ipv6_address_resolves_as_ipv4(plan):
 
 def test_no_match_gives_nulls(plan):
     result = resolve_json("203.0.113.5", "--at", "2025-03-01T10:00:00Z")
-    assert result == {"ip": "203.0.113.5", "at": "2025-03-01T10:00:00+00:00", "customer": None, "allocation": None}
+    assert result == {
+        "ip": "203.0.113.5",
+        "at": "2025-03-01T10:00:00+00:00",
+        "port": None,
+        "note": "",
+        "customer": None,
+        "allocation": None,
+    }
 
 
 def test_without_at_it_answers_for_now(plan):

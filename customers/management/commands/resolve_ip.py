@@ -29,6 +29,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("ip", help="IPv4 or IPv6 address; ::ffff:a.b.c.d counts as the IPv4 address.")
         parser.add_argument("--at", help="ISO 8601 time; no zone means UTC. Default: now.")
+        parser.add_argument(
+            "--port", type=int, help="The source port, for an address of a CGNAT pool (shared by many subscribers)."
+        )
         parser.add_argument("--json", action="store_true", help="Print exactly one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,9 +40,12 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"{options['ip']!r} is not an IPv4 or IPv6 address.") from None
         at = parse_instant(options["at"]) if options["at"] else timezone.now()
-        allocation = resolve(addr, at)
+        port = options["port"]
+        if port is not None and not 0 <= port <= 65535:
+            raise CommandError(f"--port {port} is not a port number (0–65535).")
+        allocation = resolve(addr, at, port)
         if options["json"]:
-            self.stdout.write(json.dumps(resolution_json(str(addr), at, allocation)))
+            self.stdout.write(json.dumps(resolution_json(str(addr), at, allocation, port)))
             return
         if allocation is None:
             self.stdout.write(f"{addr} at {at.isoformat()}: nobody held it.")
@@ -48,6 +54,8 @@ class Command(BaseCommand):
         until = allocation.valid_to.isoformat() if allocation.valid_to else "open"
         self.stdout.write(
             f"{addr} at {at.isoformat()}: {customer.account} {customer.name} ({customer.get_kind_display()})\n"
-            f"  allocation {allocation.network}, {allocation.valid_from.isoformat()} – {until}, "
-            f"source {allocation.source}"
+            f"  allocation {allocation.network}"
+            + (f" ports {allocation.port_from}–{allocation.port_to}" if allocation.is_port_block else "")
+            + f", {allocation.valid_from.isoformat()} – {until}, source {allocation.source}"
+            + (f"\n  {allocation.resolution_note}" if allocation.resolution_note else "")
         )
