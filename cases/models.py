@@ -276,6 +276,9 @@ class Report(models.Model):
     reporter_org = models.CharField(max_length=200, blank=True)
     format = models.CharField(max_length=32, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
+    # The URL a URL-only report names (phishing, malware hosting, copyright); ip is what its host
+    # name resolved to when the report came in.
+    url = models.CharField(max_length=2048, blank=True)
     evidence = models.TextField(blank=True)
     confidence = models.FloatField(default=1.0)
     # Trust: reports from unknown individuals count toward the ladder only once confirmed by a

@@ -34,7 +34,20 @@ log = logging.getLogger(__name__)
 # The XML notices (ACNS, Safe Browsing) before the feeds: their prose has "IP Address:"-like lines
 # that the key:value reader would take without the port or the list's category.
 # The API's own event lists (api_events) go first: they are recognised by their content type alone.
-FORMATS = ("api_events", "arf", "xarf", "spamcop", "acns", "safebrowsing", "shadowserver", "feeds")
+# DMARC aggregates right after ARF: their zipped XML must not reach the generic readers. Attachments
+# (JSON, XML, plain-text lists) after the feeds, which own the CSV files.
+FORMATS = (
+    "api_events",
+    "arf",
+    "dmarc",
+    "xarf",
+    "spamcop",
+    "acns",
+    "safebrowsing",
+    "shadowserver",
+    "feeds",
+    "attachments",
+)
 FALLBACK = "freetext"
 # A message that claimed a structure and broke it is a weaker source for a free-text guess.
 STRUCTURED_FAILED_FACTOR = 0.8
@@ -60,10 +73,13 @@ def _format_of(module: ModuleType, name: str, events: list[ParsedEvent]) -> str:
     return events[0].format if events and events[0].format else getattr(module, "FORMAT", name)
 
 
-def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours) -> list[ParsedEvent]:
+def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours, resolve_host=None) -> list[ParsedEvent]:
     kwargs: dict = {"received_at": received_at}
-    if are_ours is not None and "are_ours" in inspect.signature(module.parse).parameters:
+    parameters = inspect.signature(module.parse).parameters
+    if are_ours is not None and "are_ours" in parameters:
         kwargs["are_ours"] = are_ours
+    if resolve_host is not None and "resolve_host" in parameters:
+        kwargs["resolve_host"] = resolve_host
     events = module.parse(msg, raw, **kwargs)
     return [e for e in (events or []) if isinstance(e, ParsedEvent)]
 
@@ -73,6 +89,7 @@ def parse(
     *,
     received_at: datetime | None = None,
     are_ours: Callable[[Iterable[str]], set[str]] | None = None,
+    resolve_host: Callable[[str], list[str] | None] | None = None,
 ) -> ParseResult:
     """Detect the format of raw and parse it. Never raises.
 
@@ -80,15 +97,18 @@ def parse(
     future dates. are_ours(ips) -> the subset that is ours, when given, lets free text rank our addresses first.
     Raw that is not e-mail (a bare CSV or JSON body) is wrapped as a text/plain message first, so
     the feed parsers see it too (see mime.parse_message).
+    A report that names only URLs has their host names resolved at intake by resolve_host(name) ->
+    addresses, or None when the name does not exist (default: abusedesk.lib.dns.host_addresses,
+    the configured resolver).
     """
     try:
-        return _parse(raw, received_at=received_at, are_ours=are_ours)
+        return _parse(raw, received_at=received_at, are_ours=are_ours, resolve_host=resolve_host)
     except Exception as exc:  # noqa: BLE001 — intake must keep the message and say why, whatever happened
         log.exception("intake parse failed")
         return ParseResult(format="", events=[], error=f"parser failure: {type(exc).__name__}: {str(exc)[:300]}")
 
 
-def _parse(raw: bytes, *, received_at: datetime | None, are_ours) -> ParseResult:
+def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=None) -> ParseResult:
     from . import mime
 
     if received_at is None or received_at.tzinfo is None:
@@ -115,6 +135,10 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours) -> ParseResult
         try:
             events = _run(module, msg, raw, received_at, are_ours)
         except ParseError as exc:
+            if getattr(module, "CLASSIFIES", False):
+                # A DMARC aggregate with nothing to file is classified, not a complaint to guess at:
+                # free text would read its XML's every source address as an offender.
+                return ParseResult(format=fmt, events=[], error=str(exc) or "unreadable")
             first_error = first_error or (fmt, str(exc) or "unreadable")
             continue
         except Exception as exc:  # noqa: BLE001
@@ -141,12 +165,30 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours) -> ParseResult
     else:
         reason = "no report found in the text"
     if not events:
+        # The last resort: a report that names only URLs (phishing, malware, copyright) is about
+        # whoever serves them now.
+        url_events, url_reason = _urls(msg, raw, received_at, resolve_host)
+        if url_events:
+            return ParseResult(format="url", events=url_events)
         if structured_error:
-            return ParseResult(format=structured_error[0], events=[], error=structured_error[1])
-        return ParseResult(format="", events=[], error=reason)
+            detail = f"; {url_reason}" if url_reason else ""
+            return ParseResult(format=structured_error[0], events=[], error=structured_error[1] + detail)
+        return ParseResult(format="url" if url_reason else "", events=[], error=url_reason or reason)
     if structured_error:
         for event in events:
             event.confidence = round(event.confidence * STRUCTURED_FAILED_FACTOR, 3)
             note = f"[{structured_error[0]} parser: {structured_error[1]}; read as free text]\n"
             event.evidence = (note + event.evidence)[:EVIDENCE_MAX_CHARS]
     return ParseResult(format=FALLBACK, events=events)
+
+
+def _urls(msg, raw: bytes, received_at: datetime, resolve_host) -> tuple[list[ParsedEvent], str]:
+    """Events for a URL-only report, or ([], why not); ("", "") when the mail names no URL at all."""
+    module = _module("urls")
+    if module is None:
+        return [], ""
+    try:
+        return _run(module, msg, raw, received_at, None, resolve_host), ""
+    except ParseError as exc:
+        reason = str(exc)
+        return [], "" if reason.startswith("no IP address and no URL") else reason

@@ -37,6 +37,12 @@ class ParsedEvent:
     external_id: str = ""
     evidence: str = ""  # capped at EVIDENCE_MAX_CHARS
     confidence: float = 1.0  # 0..1: how sure the parser is that ip/time/category are right
+    # The URL a URL-only report names (phishing, malware, copyright); ip is what its host resolved
+    # to at intake.
+    url: str = ""
+    # Never starts a notice alone (DMARC aggregate rows): filed as needing confirmation whatever the
+    # reporter's trust, so the ladder counts it only once a person or another report says the same.
+    needs_confirmation: bool = False
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -58,6 +64,8 @@ class ParsedEvent:
             "external_id": self.external_id,
             "format": self.format,
             "confidence": self.confidence,
+            **({"url": self.url} if self.url else {}),
+            **({"needs_confirmation": True} if self.needs_confirmation else {}),
         }
 
 

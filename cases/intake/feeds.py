@@ -105,7 +105,7 @@ def _kv_event(
         return None
     ip = tabular.valid_ip(fields[keys[ip_col]])
     if ip is None:
-        return "invalid IP address"
+        return tabular.ip_refusal(fields[keys[ip_col]])
     when_text = (
         fields[keys[time_col]] if time_col is not None else f"{fields[keys[date_col]]} {fields[keys[clock_col]]}"
     )  # type: ignore[index]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.message import Message
 
-from abusedesk.lib import dates
+from abusedesk.lib import addresses, dates
 from cases.intake import mime
 from cases.intake.base import ParsedEvent, ParseError
 
@@ -120,12 +120,25 @@ def valid_ip(text: str) -> str | None:
     """Canonical text of an IP address, or None. '148.81.111.11.12' is None, not a truncation.
 
     0.0.0.0 and multicast are refused too: no customer holds them, they are placeholders in feeds.
+    So are zone ids ("fe80::1%eth0") and networks ("192.0.2.0/24"): see ip_refusal for why.
     """
     ip = mime.canonical_ip(text)
     if ip is None:
         return None
     addr = ipaddress.ip_address(ip)
     return None if addr.is_unspecified or addr.is_multicast else ip
+
+
+def ip_refusal(text: str) -> str:
+    """The skip reason for a cell valid_ip refused, one word per kind, so a summary counts them."""
+    ip, reason = addresses.parse_host(text)
+    if ip is not None:
+        return "unspecified or multicast address"
+    if reason and "zone id" in reason:
+        return "IPv6 zone id (an interface, not an address)"
+    if reason and "network" in reason:
+        return "a network where one address is expected"
+    return "invalid IP address"
 
 
 def valid_port(text: object) -> int | None:
@@ -466,7 +479,7 @@ def table_events(
             continue
         ip = valid_ip(row[ip_col])
         if ip is None:
-            out.skip("invalid IP address")
+            out.skip(ip_refusal(row[ip_col]))
             continue
         if time_col is not None:
             when_text = row[time_col]
