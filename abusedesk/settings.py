@@ -393,6 +393,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 120.0},
     },
+    "sweep-referrals": {
+        "task": "cases.tasks_triage.sweep_referrals_task",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
     "sweep-outbox": {"task": "cases.tasks_notices.sweep_outbox_task", "schedule": 60.0, "options": {"expires": 60.0}},
 }
 

@@ -46,4 +46,4 @@ from cases.tasks_intake_io import enrich_report_task, poll_imap_task  # noqa: E4
 from cases.tasks_ladder import evaluate_cases_task, ladder_tick_task  # noqa: E402, F401
 from cases.tasks_notices import send_notice_task, sweep_outbox_task  # noqa: E402, F401
 from cases.tasks_provisioning import call_provisioning_task, sweep_provisioning_task  # noqa: E402, F401
-from cases.tasks_triage import send_referral_task  # noqa: E402, F401
+from cases.tasks_triage import send_referral_task, sweep_referrals_task  # noqa: E402, F401

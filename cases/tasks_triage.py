@@ -27,3 +27,9 @@ def send_referral_task(self, referral_id: int) -> str:
         # The row is back to pending and counts its attempts; the retry only wakes it up.
         raise self.retry(countdown=notices.retry_delay(1), max_retries=None)
     return outcome
+
+
+@shared_task(acks_late=False, ignore_result=True)
+def sweep_referrals_task() -> int:
+    """The beat: send the referrals whose task was lost, take back claims of dead workers."""
+    return triage.sweep_referrals()

@@ -402,3 +402,22 @@ def send_referral(referral_id: int) -> str:
         status=NoticeStatus.SENT, sent_at=timezone.now(), last_error=""
     )
     return notices.SENT
+
+
+def sweep_referrals(*, now=None, limit: int = 500) -> int:
+    """The beat's pass over the referral outbox: claims of workers that died mid-send are taken
+    back, and referrals still pending after NOTICE_CLAIM_TIMEOUT_SECONDS (a lost task, a Redis
+    outage, a temporary SMTP failure) are queued again; the claim still sends each once."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.NOTICE_CLAIM_TIMEOUT_SECONDS)
+    ReporterReferral.objects.filter(status=NoticeStatus.SENDING, claimed_at__lt=stale).update(
+        status=NoticeStatus.PENDING, claimed_at=None, last_error="The worker sending it stopped."
+    )
+    ids = list(
+        ReporterReferral.objects.filter(status=NoticeStatus.PENDING, created_at__lt=stale)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        queue.enqueue_on_commit(SEND_TASK, pk)
+    return len(ids)

@@ -4,6 +4,7 @@ written once per reporter and address, sent once, never to feeds or robots."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -152,3 +153,18 @@ def test_the_referral_reaches_an_smtp_server(noc_user, network, smtp_server, set
     assert received[0].rcpt_tos == [REPORTER]
     assert "abuse@net-a.example" in received[0].message.get_payload(decode=True).decode()
     assert received[0].message["Message-ID"] == referral.message_id
+
+
+def test_a_referral_whose_task_was_lost_is_sent_by_the_sweep(noc_user, network, django_capture_on_commit_callbacks):
+    contact = triage.find_abuse_contact("192.0.2.55")
+    referral = triage.refer_reporter(complaint(), contact, actor=noc_user)  # its task never runs (no commit)
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert triage.sweep_referrals() == 0  # too young to be lost
+    ReporterReferral.objects.update(created_at=referral.created_at - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert triage.sweep_referrals() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert triage.sweep_referrals() == 0
+    assert len(mail.outbox) == 1
+    assert ReporterReferral.objects.get().status == NoticeStatus.SENT

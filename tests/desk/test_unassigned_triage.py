@@ -201,3 +201,15 @@ def test_the_unassigned_list_takes_the_same_queries_for_3_or_40_rows(client, noc
     many = queries()
     assert few == many
     assert many <= 6
+
+
+def test_re_resolved_reports_go_up_the_ladder_after_the_commit(noc_user, django_capture_on_commit_callbacks):
+    from cases.models import Notice, Rung
+
+    report = not_held("198.51.100.7")
+    customer = customer_with("198.51.100.7/32", "FIXED", valid_from=T0 - timedelta(days=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        triage.reresolve_reports([report.pk], actor=noc_user)
+    case = Case.objects.get(customer=customer)
+    assert case.rung == Rung.FIRST_NOTICE  # the residential default: a first notice on the first report
+    assert Notice.objects.filter(case=case, kind="first_notice").exists()
