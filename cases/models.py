@@ -232,6 +232,9 @@ class Case(models.Model):
             ),
             # A customer's escalation history and repeat-offender look-ups.
             models.Index(fields=["customer", "rung"], name="case_customer_rung_idx"),
+            # The managers' numbers (cases.stats): cases opened in a period, cases resolved in one.
+            models.Index(fields=["opened_at"], name="case_opened_idx"),
+            models.Index(fields=["closed_at"], condition=Q(status="resolved"), name="case_resolved_idx"),
         ]
 
     def __str__(self) -> str:
@@ -276,9 +279,6 @@ class Report(models.Model):
     reporter_org = models.CharField(max_length=200, blank=True)
     format = models.CharField(max_length=32, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
-    # The URL a URL-only report names (phishing, malware hosting, copyright); ip is what its host
-    # name resolved to when the report came in.
-    url = models.CharField(max_length=2048, blank=True)
     evidence = models.TextField(blank=True)
     confidence = models.FloatField(default=1.0)
     # Trust: reports from unknown individuals count toward the ladder only once confirmed by a
@@ -319,6 +319,9 @@ class Report(models.Model):
         indexes = [
             models.Index(fields=["ip", "occurred_at"], name="report_ip_time_idx"),
             models.Index(fields=["case", "occurred_at"], name="report_case_time_idx"),
+            # The managers' numbers (cases.stats.reports_in): reports per day by category and top
+            # reporters over a period, read from the index alone.
+            models.Index(fields=["created_at", "category"], include=["reporter"], name="report_numbers_idx"),
             # The unassigned queue's two tabs, newest first (views_inbox.unassigned; a tiny slice of all reports).
             models.Index(
                 fields=["unassigned_reason", "-occurred_at"],
@@ -356,7 +359,15 @@ class CaseEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["case", "at"], name="caseevent_case_time_idx")]
+        indexes = [
+            models.Index(fields=["case", "at"], name="caseevent_case_time_idx"),
+            # The managers' escalation history and cut-offs per month (cases.stats.escalations_in).
+            models.Index(
+                fields=["at"],
+                condition=Q(kind__in=["rung", "de_escalated", "reinstated"]),
+                name="caseevent_escalation_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} on case {self.case_id}"

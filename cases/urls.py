@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cases import views, views_inbox, views_queue, views_replies
+from cases import views, views_inbox, views_managers, views_queue, views_replies
 
 app_name = "cases"
 
@@ -43,4 +43,8 @@ urlpatterns = [
     path("unassigned/re-resolve/", views_inbox.unassigned_reresolve, name="unassigned_reresolve"),
     path("unassigned/dismiss/", views_inbox.unassigned_dismiss, name="unassigned_dismiss"),
     path("unassigned/refer/", views_inbox.unassigned_refer, name="unassigned_refer"),
+    # Managers' numbers and escalation history (managers and admins only).
+    path("numbers/", views_managers.numbers, name="manager_numbers"),
+    path("numbers/history/", views_managers.history, name="manager_history"),
+    path("numbers/history.csv", views_managers.history_csv, name="manager_history_csv"),
 ]

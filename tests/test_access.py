@@ -22,7 +22,7 @@ from customers.models import Customer
 
 ROLES = ("noc", "manager", "admin")
 # Pages only managers (and admins) open: NOC staff get 403.
-MANAGER_PAGES = {"cases:approval_queue"}
+MANAGER_PAGES = {"cases:approval_queue", "cases:manager_numbers", "cases:manager_history", "cases:manager_history_csv"}
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 

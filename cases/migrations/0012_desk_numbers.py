@@ -1,9 +1,32 @@
-"""Managers' numbers and history (issue 7)."""
+"""Managers' numbers and history (issue 7): the indexes cases.stats reads."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("cases", "0011_desk_misc")]
 
-    operations = []
+    operations = [
+        migrations.AddIndex(
+            model_name="case",
+            index=models.Index(fields=["opened_at"], name="case_opened_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="case",
+            index=models.Index(
+                condition=models.Q(("status", "resolved")), fields=["closed_at"], name="case_resolved_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="caseevent",
+            index=models.Index(
+                condition=models.Q(("kind__in", ["rung", "de_escalated", "reinstated"])),
+                fields=["at"],
+                name="caseevent_escalation_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="report",
+            index=models.Index(fields=["created_at", "category"], include=("reporter",), name="report_numbers_idx"),
+        ),
+    ]
