@@ -25,6 +25,8 @@ class LookupForm(forms.Form):
     ip = forms.CharField(
         label="IP address", max_length=64, widget=forms.TextInput(attrs={"placeholder": "198.51.100.7"})
     )
+    # Behind carrier-grade NAT one public address is shared: the source port says whose it was.
+    port = forms.IntegerField(label="Source port (CGNAT, optional)", required=False, min_value=0, max_value=65535)
     at = forms.CharField(
         label="At (UTC, empty for now)",
         required=False,

@@ -102,11 +102,12 @@ def customer_lookup(request: HttpRequest) -> HttpResponse:
     form = LookupForm(request.GET if asked else None, action=action)
     context: dict = {"form": form, "asked": asked}
     if asked and form.is_valid():
-        ip, at = form.cleaned_data["ip"], form.cleaned_data["at"]
+        ip, at, port = form.cleaned_data["ip"], form.cleaned_data["at"], form.cleaned_data["port"]
         context.update(
             ip=str(ip),
             at=at,
-            held=resolver.resolve(ip, at),
+            port=port,
+            held=resolver.resolve(ip, at) if port is None else resolver.resolve(ip, at, port),
             # Who held it before and after, for a time near a lease change.
             history=resolver.history(ip, limit=LOOKUP_HISTORY),
         )

@@ -664,7 +664,14 @@ def _event(kind: str, *, old: str = "", new: str = "", note: str = "", actor=Non
 @pytest.mark.parametrize(
     ("kind", "old", "new", "note", "by_noc", "words"),
     [
-        ("reports_added", "", "3", "3 reports from message 12 (arf)", False, "3 reports added from message 12 (arf)"),
+        (
+            "reports_added",
+            "",
+            "3",
+            "3 reports from message 12 (arf)",
+            False,
+            "3 reports added from message 12 (ARF feedback report)",
+        ),
         ("reports_added", "", "1", "1 report", False, "1 report added"),
         ("status", "open", "waiting", "", True, "status: open → waiting on customer, by noc1"),
         ("rung", "none", "first_notice", "", False, "first notice sent"),
