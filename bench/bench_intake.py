@@ -69,6 +69,48 @@ def shadowserver_message(rows: list[tuple[str, datetime]]) -> bytes:
     ).encode()
 
 
+class StatementCounter:
+    """A connection.execute_wrapper that counts the SQL statements sent (and prints the first message's)."""
+
+    def __init__(self, *, trace: bool = False) -> None:
+        self.count = 0
+        self.trace = trace
+        self.timing: dict[str, float] = {"": 0.0} if os.environ.get("BENCH_SQL_TIMING") else {}
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        if self.trace:
+            print(f"  sql {self.count}: {' '.join(str(sql).split())[:200]}")
+        if not self.timing:
+            return execute(sql, params, many, context)
+        t = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = " ".join(str(sql).split())[:90]
+            self.timing[key] = self.timing.get(key, 0.0) + time.perf_counter() - t
+
+    def count_execute_values(self) -> None:
+        """Filing writes its big INSERTs with psycopg2's execute_values on the raw cursor, which
+        Django's wrappers do not see: count each page it sends as one statement too."""
+        import psycopg2.extras
+
+        original = psycopg2.extras.execute_values
+
+        def counted(cur, sql, argslist, template=None, page_size=100, fetch=False):
+            argslist = list(argslist)
+            self.count += max(1, -(-len(argslist) // page_size))
+            if self.trace:
+                print(f"  sql {self.count} (execute_values): {' '.join(str(sql).split())[:200]}")
+            return original(cur, sql, argslist, template=template, page_size=page_size, fetch=fetch)
+
+        psycopg2.extras.execute_values = counted
+
+    def take(self) -> int:
+        count, self.count, self.trace = self.count, 0, False
+        return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
@@ -76,6 +118,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shadow-rounds", type=int, default=3)
+    parser.add_argument("--trace", action="store_true", help="print the statements of the first message")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
@@ -151,6 +194,9 @@ def main() -> None:
     from cases.tasks import parse_message_task
 
     parse_rates, e2e_rates, batch_rates = [], [], []
+    e2e_statements: list[float] = []
+    counter = StatementCounter(trace=args.trace)
+    counter.count_execute_values()
     for r in range(args.rounds):
         batch = msgs[r * 2 * args.messages : (r * 2 + 1) * args.messages]
         t = time.perf_counter()
@@ -160,9 +206,11 @@ def main() -> None:
         # One at a time: each message is parsed and filed as soon as it is stored.
         app.conf.task_always_eager = True
         t = time.perf_counter()
-        for raw in batch:
-            receive(raw, "email")
+        with connection.execute_wrapper(counter):
+            for raw in batch:
+                receive(raw, "email")
         e2e_rates.append(len(batch) / (time.perf_counter() - t))
+        e2e_statements.append(counter.take() / len(batch))
         # Worker behind the mail server: messages are stored and queued, then the worker runs
         # the queued tasks in order; each task takes its message and whatever else waits.
         app.conf.task_always_eager = False
@@ -181,6 +229,9 @@ def main() -> None:
     print(f"arf_parse_only_median: {statistics.median(parse_rates):.0f} messages/s")
     print(f"arf_end_to_end_median: {statistics.median(e2e_rates):.0f} messages/s")
     print(f"arf_end_to_end_rounds: {' '.join(f'{x:.0f}' for x in e2e_rates)} messages/s")
+    for key, seconds in sorted(counter.timing.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {seconds:7.3f} s  {key}")
+    print(f"arf_end_to_end_statements_per_message: {statistics.median(e2e_statements):.1f} statements")
     print(f"arf_end_to_end_batched_median: {statistics.median(batch_rates):.0f} messages/s")
     print(f"arf_end_to_end_batched_rounds: {' '.join(f'{x:.0f}' for x in batch_rates)} messages/s")
     print(f"end_to_end_vs_parse_ratio: {statistics.median(e2e_rates) / statistics.median(parse_rates):.3f} x")
@@ -209,6 +260,9 @@ def main() -> None:
         assert message.status == "parsed", message.parse_error
         assert len(result.events) == args.rows
         filed.append(Report.objects.count() - before)
+    if not filed:
+        connection.close()
+        return
     print(f"shadowserver_rows: {args.rows} count")
     print(f"shadowserver_reports_filed: {' '.join(str(n) for n in filed)} count")
     print(f"shadowserver_parse_seconds_median: {statistics.median(parse_seconds_all):.2f} s")

@@ -83,6 +83,15 @@ class InboundMessage(models.Model):
     parse_error = models.TextField(blank=True)
     parsed_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it for parsing.")
+    # The claim's owner (host:pid:token of the worker) and its last sign of life: a claim is given
+    # back when its heartbeat stops (intake.release_stale_claims), never by a fixed age.
+    claimed_by = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Progress: events taken from the parser and filed, in committed chunks; a restart skips them.
+    chunks_filed = models.PositiveIntegerField(default=0)
+    events_filed = models.PositiveIntegerField(default=0)
+    # Events beyond INTAKE_MAX_EVENTS_PER_MESSAGE, counted and not filed (shown on the message page).
+    events_over_cap = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
     times_received = models.PositiveIntegerField(default=1)
     # Set aside by a person (status "ignored"): mail that is not a report, and why (triage.set_aside_messages).
@@ -96,6 +105,10 @@ class InboundMessage(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [
+            # intake.release_stale_claims: claims whose heartbeat stopped.
+            models.Index(fields=["heartbeat_at"], condition=Q(status="parsing"), name="message_claim_heartbeat_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.subject or self.message_id or f"message {self.pk}"

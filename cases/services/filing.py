@@ -232,6 +232,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
             reporter_org=event.reporter_org[:200],
             format=event.format[:32],
             external_id=event.external_id[:255],
+            url=event.url[:2048],
             evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
             confidence=event.confidence,
             customer_id=allocation.customer_id if allocation else None,
@@ -240,7 +241,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
             created_at=now,
         )
         trust = filing.trust(event)
-        if trust == Trust.CONFIRM:
+        if trust == Trust.CONFIRM or event.needs_confirmation:
             report.needs_confirmation = True
         elif trust == Trust.IGNORE:
             report.rejected_at = now
@@ -406,9 +407,10 @@ def _lock_open_cases(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], C
 
 
 def _open_cases_for(
-    groups: dict[tuple[int, str], list[Report]], *, now, actor
+    groups: dict[tuple[int, str], list[Report]], *, now, actor, audit: bool = True
 ) -> tuple[dict[tuple[int, str], Case], set[int]]:
-    """Each group's open case, locked; missing ones are opened (with their 'opened' event)."""
+    """Each group's open case, locked; missing ones are opened (with their 'opened' event unless
+    audit=False: the caller writes it with its own audit rows)."""
     if not groups:
         return {}, set()
     found = _lock_open_cases(groups)
@@ -443,6 +445,8 @@ def _open_cases_for(
         for case in new_cases:
             found[(case.customer_id, case.category)] = case
             opened.add(case.pk)
+        if not audit:
+            return found, opened
         CaseEvent.objects.bulk_create(
             [
                 CaseEvent(case=case, kind="opened", old="", new=CaseStatus.OPEN, at=now, **actor_kwargs(actor))
@@ -472,3 +476,254 @@ def _open_case_for(customer_id: int, category: str, reports: list[Report], *, no
         case = Case.objects.select_for_update().filter(customer_id=customer_id, category=category).open().get()
         return case, False
     return case, True
+
+
+# --- chunks: the intake path ------------------------------------------------------------------
+
+
+def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -> IntakeSummary:
+    """File one chunk of events (each with its message's id) inside the caller's transaction.
+
+    The caller (intake) commits each chunk on its own, with the messages' progress, so a feed of a
+    million rows never holds a transaction open for long and a restart files nothing twice. On
+    PostgreSQL: the chunk's duplicate keys are locked first (transaction-level advisory locks), so two
+    connections filing the same event wait for each other and the second sees the first's report;
+    cases are opened or joined, with their counters, by one INSERT ... ON CONFLICT.
+    """
+    clean: list[tuple[ParsedEvent, int | None]] = []
+    for event, message_id in pairs:
+        try:
+            clean.append((_clean_event(event), message_id))
+        except ValueError:
+            log.warning("dropping an event with an invalid ip/time from message %s", message_id)
+    summary = IntakeSummary()
+    if not clean:
+        return summary
+    postgres = connection.vendor == "postgresql"
+    now = timezone.now()
+    window = _duplicate_window()
+    keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e, _ in clean}
+    if postgres:
+        _lock_dedupe_keys(set(keys.values()))
+    known = _known_originals(set(keys.values()), [e.occurred_at for e, _ in clean], window)
+    resolved = resolve_many((e.ip, e.occurred_at) for e, _ in clean)
+    filing = _Filing(summary=summary)
+    fresh: list[Report] = []
+    fresh_by_key: dict[str, list[Report]] = defaultdict(list)
+    dup_counts: dict[int, int] = defaultdict(int)
+    pending_dups: list[Report] = []
+    for event, message_id in clean:
+        key = keys[id(event)]
+        original = next((pk for at, pk in known.get(key, ()) if abs(at - event.occurred_at) <= window), None)
+        if original is not None:
+            dup_counts[original] += 1
+            summary.duplicates += 1
+            continue
+        twin = next((r for r in fresh_by_key.get(key, ()) if abs(r.occurred_at - event.occurred_at) <= window), None)
+        if twin is not None:
+            pending_dups.append(twin)
+            summary.duplicates += 1
+            continue
+        report = _new_report(event, message_id, resolved.get((event.ip, event.occurred_at)), key, now, filing)
+        fresh.append(report)
+        fresh_by_key[key].append(report)
+
+    no_customer = [r for r in fresh if r.customer_id is None]
+    if no_customer:
+        ours = are_ours({r.ip for r in no_customer})
+        for r in no_customer:
+            r.unassigned_reason = UnassignedReason.NOT_HELD if r.ip in ours else UnassignedReason.OUTSIDE
+    groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
+    for r in fresh:
+        if r.customer_id:
+            groups[(r.customer_id, r.category)].append(r)
+    if postgres:
+        cases, opened = _upsert_cases(groups, now=now)
+    else:
+        cases, opened = _open_cases_for(groups, now=now, actor=actor, audit=False)
+    for key, reports in groups.items():
+        for r in reports:
+            r.case = cases[key]
+    _insert_reports(fresh)
+    for twin in pending_dups:
+        dup_counts[twin.pk] += 1
+    _add_duplicate_counts(dup_counts)
+    if not postgres:
+        _count_on_cases(cases, groups, now=now)
+    audit = [
+        CaseEvent(case=cases[key], kind="opened", old="", new=CaseStatus.OPEN, at=now, **actor_kwargs(actor))
+        for key in sorted(groups)
+        if cases[key].pk in opened
+    ]
+    audit += [_reports_added(cases[key], reports, now=now, actor=actor) for key, reports in sorted(groups.items())]
+    CaseEvent.objects.bulk_create(audit, batch_size=1000)
+
+    summary.created = len(fresh)
+    summary.unassigned = len(no_customer)
+    summary.cases_opened = len(opened)
+    summary.cases_updated = {case.pk for case in cases.values()}
+    summary.new_report_ids = [r.pk for r in fresh]
+    for r in fresh:
+        summary.first_report_by_ip.setdefault(r.ip, r.pk)
+    if summary.cases_updated:
+        queue.enqueue_on_commit(
+            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.new_report_ids[:5000]
+        )
+    if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
+        _queue_enrichment(list(summary.first_report_by_ip.values()))
+    return summary
+
+
+def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str, now, filing: _Filing) -> Report:
+    report = Report(
+        message_id=message_id,
+        ip=event.ip,
+        port=event.port,
+        occurred_at=event.occurred_at,
+        category=event.category,
+        reporter=event.reporter[:254],
+        reporter_org=event.reporter_org[:200],
+        format=event.format[:32],
+        external_id=event.external_id[:255],
+        url=event.url[:2048],
+        evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
+        confidence=event.confidence,
+        customer_id=allocation.customer_id if allocation else None,
+        allocation_id=allocation.pk if allocation else None,
+        dedupe_key=key,
+        created_at=now,
+    )
+    trust = filing.trust(event)
+    if trust == Trust.CONFIRM or event.needs_confirmation:
+        report.needs_confirmation = True
+    elif trust == Trust.IGNORE:
+        report.rejected_at = now
+        report.rejected_reason = "the reporter is on the ignore list"
+    return report
+
+
+def _lock_dedupe_keys(keys: set[str]) -> None:
+    # Two complaints about one event that arrive at once must not both pass the duplicate check:
+    # each chunk takes a lock per key (in one order, so chunks never deadlock) before it looks.
+    # The look-up that follows is a new statement, so it sees what the lock's holder committed.
+    if not keys:
+        return
+    ids = sorted({int(key[:15], 16) for key in keys})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ids])
+
+
+def _known_originals(keys: set[str], times: list[datetime], window: timedelta) -> dict[str, list[tuple[datetime, int]]]:
+    known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    lo, hi = min(times) - window, max(times) + window
+    key_list = sorted(keys)
+    for start in range(0, len(key_list), 1000):
+        for key, at, pk in Report.objects.filter(
+            dedupe_key__in=key_list[start : start + 1000],
+            occurred_at__gte=lo,
+            occurred_at__lte=hi,
+            duplicate_of__isnull=True,
+        ).values_list("dedupe_key", "occurred_at", "pk"):
+            known[key].append((at, pk))
+    return known
+
+
+def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[dict[tuple[int, str], Case], set[int]]:
+    """Open or join each group's open case and add its reports to the counters: one statement.
+
+    The partial unique index (one open case per customer and category) is the arbiter: a case
+    another connection opens meanwhile is joined, never opened twice. The row stays locked until
+    commit, as select_for_update would leave it.
+    """
+    if not groups:
+        return {}, set()
+    fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
+    rows = []
+    for (customer_id, category), reports in sorted(groups.items()):
+        case = Case(
+            customer_id=customer_id,
+            category=category,
+            opened_at=now,
+            first_report_at=min(r.occurred_at for r in reports),
+            last_report_at=max(r.occurred_at for r in reports),
+            report_count=len(reports),
+            updated_at=now,
+        )
+        rows.append(tuple(f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields))
+    quote = connection.ops.quote_name
+    table = quote(Case._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    from psycopg2.extras import execute_values
+
+    sql = (
+        f"INSERT INTO {table} AS c ({columns}) VALUES %s "
+        "ON CONFLICT (customer_id, category) WHERE status IN ('open', 'waiting') DO UPDATE SET "
+        "report_count = c.report_count + EXCLUDED.report_count, "
+        "first_report_at = LEAST(c.first_report_at, EXCLUDED.first_report_at), "
+        "last_report_at = GREATEST(c.last_report_at, EXCLUDED.last_report_at), updated_at = EXCLUDED.updated_at "
+        "RETURNING id, customer_id, category, (xmax = 0) AS inserted"
+    )
+    with connection.cursor() as cursor:
+        returned = execute_values(cursor.cursor, sql, rows, page_size=1000, fetch=True)
+    cases: dict[tuple[int, str], Case] = {}
+    opened: set[int] = set()
+    for pk, customer_id, category, inserted in returned:
+        case = Case(pk=pk, customer_id=customer_id, category=category)
+        case._state.adding = False
+        case._state.db = connection.alias
+        cases[(customer_id, category)] = case
+        if inserted:
+            opened.add(pk)
+    return cases, opened
+
+
+def _count_on_cases(cases: dict[tuple[int, str], Case], groups: dict[tuple[int, str], list[Report]], *, now) -> None:
+    # Not PostgreSQL: the cases are locked (SQLite serialises writers); counters read and written here.
+    changed = []
+    for key, reports in groups.items():
+        case = cases[key]
+        case.report_count += len(reports)
+        case.first_report_at = min([case.first_report_at, *(r.occurred_at for r in reports)])
+        case.last_report_at = max([case.last_report_at, *(r.occurred_at for r in reports)])
+        case.updated_at = now
+        changed.append(case)
+    _write_case_counters(changed)
+
+
+def _add_duplicate_counts(dup_counts: dict[int, int]) -> None:
+    if not dup_counts:
+        return
+    if connection.vendor != "postgresql":
+        for pk, count in dup_counts.items():
+            Report.objects.filter(pk=pk).update(duplicate_count=F("duplicate_count") + count)
+        return
+    from psycopg2.extras import execute_values
+
+    table = connection.ops.quote_name(Report._meta.db_table)
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor.cursor,
+            f"UPDATE {table} AS r SET duplicate_count = r.duplicate_count + v.n FROM (VALUES %s) AS v(id, n) "
+            "WHERE r.id = v.id",
+            sorted(dup_counts.items()),
+            page_size=1000,
+        )
+
+
+def _reports_added(case: Case, reports: list[Report], *, now, actor) -> CaseEvent:
+    note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
+    sources = {r.message_id for r in reports if r.message_id}
+    if len(sources) == 1:
+        note += f" from message {sources.pop()} ({reports[0].format or 'unknown format'})"
+    elif sources:
+        note += f" from {len(sources)} messages"
+    return CaseEvent(
+        case=case,
+        kind="reports_added",
+        old="",
+        new=str(len(reports)),
+        note=note,
+        report=reports[0],
+        at=now,
+        **actor_kwargs(actor),
+    )

@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import json
 import logging
-from collections import defaultdict
-from datetime import datetime
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cases import queue
 from cases.intake.base import ParsedEvent, ParseResult
 from cases.models import InboundMessage, ParseStatus
 from cases.services.common import TransitionError, storable
-from cases.services.filing import IntakeSummary, record_pairs, record_reports
+from cases.services.filing import IntakeSummary, file_chunk, record_reports
 from customers.resolver import are_ours
 
 log = logging.getLogger(__name__)
@@ -93,8 +99,23 @@ def _queue_parse(message_id: int) -> None:
 
 
 # A worker takes up to this many waiting messages at once: when mail arrives faster than it
-# is parsed, the per-transaction costs are shared by the whole batch.
+# is parsed, the per-transaction costs are shared by the whole batch. The batch holds their ids
+# only; each message's bytes are read when its turn comes and dropped after.
 BATCH = 200
+# Raw bytes up to this size come back with the claim itself (one statement less per message);
+# a bigger message is read on its own when its turn comes.
+INLINE_RAW_BYTES = 64 * 1024
+
+_owner: tuple[int, str] | None = None
+
+
+def worker_identity() -> str:
+    """host:pid:token of this process: the owner written on its claims (a new token after a fork)."""
+    global _owner
+    pid = os.getpid()
+    if _owner is None or _owner[0] != pid:
+        _owner = (pid, f"{socket.gethostname()[:60]}:{pid}:{uuid.uuid4().hex[:8]}")
+    return _owner[1]
 
 
 def process_message(message_id: int, *, force: bool = False, actor=None) -> IntakeSummary | None:
@@ -103,154 +124,432 @@ def process_message(message_id: int, *, force: bool = False, actor=None) -> Inta
     force=True also takes a message that could not be parsed (re-parse after a parser fix).
     """
     statuses = [ParseStatus.NEW, ParseStatus.UNPARSED] if force else [ParseStatus.NEW]
-    claimed = InboundMessage.objects.filter(pk=message_id, status__in=statuses).update(
-        status=ParseStatus.PARSING, claimed_at=timezone.now()
-    )
+    claimed = claim_messages(statuses=statuses, only=message_id, limit=1)
     if not claimed:
         return None
-    return _process_claimed([message_id], actor=actor)
+    return _process_claimed(claimed, actor=actor)
 
 
 def process_pending(*, first: int | None = None, limit: int = BATCH, actor=None) -> IntakeSummary | None:
     """Parse waiting messages in one batch: `first` (if still waiting) and up to limit-1 more.
 
-    Messages are claimed with a conditional UPDATE (PostgreSQL: FOR UPDATE SKIP LOCKED), so
-    several workers never take the same message. Returns None when `first` was already taken.
+    Returns None when `first` was already taken (by another worker) or nothing waits.
     """
+    claimed = claim_messages(first=first, limit=limit)
+    if not claimed or (first is not None and claimed[0].pk != first):
+        if claimed:
+            # `first` was taken meanwhile; what this claim took is parsed all the same.
+            _process_claimed(claimed, actor=actor)
+        return None
+    return _process_claimed(claimed, actor=actor)
+
+
+@dataclass
+class Claimed:
+    """A claimed message as a batch keeps it: its id and what parsing needs, never a big raw."""
+
+    pk: int
+    received_at: datetime
+    size: int
+    channel: str
+    sender: str
+    events_filed: int
+    raw: bytes | None  # the bytes when small (INLINE_RAW_BYTES), else read when its turn comes
+
+
+def claim_messages(
+    *, first: int | None = None, only: int | None = None, limit: int = BATCH, statuses=(ParseStatus.NEW,)
+) -> list[Claimed]:
+    """Take up to `limit` waiting messages for this worker, `first` first: one UPDATE ... RETURNING.
+
+    Each claim carries this worker's identity and a heartbeat; PostgreSQL skips rows another
+    worker is claiming (FOR UPDATE SKIP LOCKED), so two workers never take the same message.
+    """
+    table = connection.ops.quote_name(InboundMessage._meta.db_table)
     now = timezone.now()
-    with transaction.atomic():
-        ids: list[int] = []
-        waiting = InboundMessage.objects.filter(status=ParseStatus.NEW)
-        if first is not None:
-            ids = list(waiting.filter(pk=first).select_for_update(skip_locked=True).values_list("pk", flat=True))
-            if not ids:
-                return None
-        if limit > len(ids):
-            more = waiting.exclude(pk__in=ids).order_by("pk").select_for_update(skip_locked=True)
-            ids += list(more.values_list("pk", flat=True)[: limit - len(ids)])
-        if not ids:
-            return None
-        InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.NEW).update(
-            status=ParseStatus.PARSING, claimed_at=now
-        )
-    return _process_claimed(ids, actor=actor)
-
-
-def release_stale_claims(*, older_than: datetime) -> int:
-    """Give back messages claimed before older_than: the worker that took them died mid-batch."""
-    return InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_at__lt=older_than).update(
-        status=ParseStatus.NEW, claimed_at=None
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    wanted = ", ".join(["%s"] * len(statuses))
+    where = f"status IN ({wanted})"
+    params: list = [*statuses]
+    if only is not None:
+        where += " AND id = %s"
+        params.append(only)
+    order = "id"
+    if first is not None:
+        order = "CASE WHEN id = %s THEN 0 ELSE 1 END, id"
+        params.append(first)
+    sql = (
+        f"UPDATE {table} SET status = %s, claimed_at = %s, heartbeat_at = %s, claimed_by = %s "
+        f"WHERE id IN (SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT %s{skip_locked}) "
+        "RETURNING id, received_at, size, channel, sender, events_filed, "
+        "CASE WHEN size <= %s THEN raw ELSE NULL END"
     )
+    head = [ParseStatus.PARSING, now, now, worker_identity()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [*head, *params, limit, INLINE_RAW_BYTES])
+        rows = cursor.fetchall()
+    claimed = [
+        Claimed(pk, _aware(at), size, channel, sender, done, None if raw is None else bytes(raw))
+        for pk, at, size, channel, sender, done, raw in rows
+    ]
+    claimed.sort(key=lambda c: (c.pk != first, c.pk))
+    return claimed
 
 
-def _parse_stored(message: InboundMessage) -> ParseResult:
+def _aware(value) -> datetime:
+    # SQLite's cursor gives the text it stored; PostgreSQL an aware datetime.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+def release_stale_claims(*, older_than: datetime | None = None) -> int:
+    """Give back claims whose heartbeat stopped: their worker died or hangs. The filing of a claim
+    that is given back stops at its next chunk (it checks it still holds the message), and the
+    chunks it committed stay filed: whoever takes the message next goes on after them.
+
+    `older_than` defaults to now - INTAKE_CLAIM_TIMEOUT_SECONDS; a live worker beats more often.
+    """
+    if older_than is None:
+        older_than = timezone.now() - timedelta(seconds=settings.INTAKE_CLAIM_TIMEOUT_SECONDS)
+    stale = Q(heartbeat_at__lt=older_than) | Q(heartbeat_at__isnull=True, claimed_at__lt=older_than)
+    return _release(InboundMessage.objects.filter(stale, status=ParseStatus.PARSING))
+
+
+def release_dead_owners() -> int:
+    """At a worker's start: give back claims of this host's processes that are gone (SIGKILL, OOM),
+    at once, without waiting for their heartbeat to run out."""
+    host = socket.gethostname()[:60]
+    owners = set(
+        InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_by__startswith=f"{host}:")
+        .values_list("claimed_by", flat=True)
+        .distinct()
+    )
+    dead = [owner for owner in owners if not _alive(owner)]
+    if not dead:
+        return 0
+    return _release(InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_by__in=dead))
+
+
+def _alive(owner: str) -> bool:
+    try:
+        pid = int(owner.split(":")[1])
+    except (IndexError, ValueError):
+        return True  # not ours to judge; its heartbeat will tell
+    if pid == os.getpid():
+        return owner == worker_identity()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _release(qs) -> int:
+    released = list(qs.values_list("pk", flat=True))
+    if not released:
+        return 0
+    count = InboundMessage.objects.filter(pk__in=released, status=ParseStatus.PARSING).update(
+        status=ParseStatus.NEW, claimed_at=None, claimed_by="", heartbeat_at=None
+    )
+    if count:
+        log.warning("released %d intake claims left by workers that stopped: %s", count, released[:20])
+        for pk in released:
+            _queue_parse(pk)
+    return count
+
+
+class _Heartbeat:
+    """Renews this worker's claims every INTAKE_HEARTBEAT_SECONDS while a batch runs, from its own
+    thread (and database connection), so a claim outlives a long parse but not its worker."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="intake-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        try:
+            while not self.stop.wait(settings.INTAKE_HEARTBEAT_SECONDS):
+                try:
+                    InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_by=self.owner).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # a missed beat is not fatal: the next one, or the chunk's, renews it
+                    log.warning("intake heartbeat failed", exc_info=True)
+        finally:
+            connections.close_all()
+
+
+def _parse_stored(message: Claimed) -> ParseResult:
     from cases import intake
 
-    raw = bytes(message.raw)
     max_bytes = settings.INTAKE_MAX_MESSAGE_BYTES
-    if len(raw) > max_bytes:
-        return ParseResult(format="", events=[], error=f"message is {len(raw):,} bytes; the limit is {max_bytes:,}")
+    if message.size > max_bytes:
+        return ParseResult(format="", events=[], error=f"message is {message.size:,} bytes; the limit is {max_bytes:,}")
     try:
-        return intake.parse(raw, received_at=message.received_at, are_ours=are_ours)
+        return intake.parse(message.raw, received_at=message.received_at, are_ours=are_ours)
     except Exception as exc:  # the dispatcher should not raise; if it does, the message waits for a person
         log.exception("parser crashed on message %s", message.pk)
         return ParseResult(format="", events=[], error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
 
 
-def _process_claimed(ids: list[int], *, actor=None) -> IntakeSummary:
-    pairs: list[tuple[ParsedEvent, InboundMessage]] = []
-    outcome: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for message in InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.PARSING).order_by("pk"):
-        # A customer's answer to one of our notices goes on its case (in its own transaction, with
-        # the message's status) and never through the report parsers: it quotes the notice, whose
-        # addresses would be filed against the customer. Header-only and cheap when it is not one.
-        from cases.services.replies import thread_reply
+class LostClaim(Exception):
+    """The worker no longer holds a message it was filing (its claim was given back)."""
 
-        if thread_reply(message, bytes(message.raw)):
-            continue
-        result = _parse_stored(message)  # outside any transaction: parsing can take a while
-        if not result.events:
-            InboundMessage.objects.filter(pk=message.pk).update(
-                status=ParseStatus.UNPARSED,
-                format=result.format or "",
-                parse_error=result.error or "no report found in the message",
-                parsed_at=timezone.now(),
-                claimed_at=None,
-                event_count=0,
-            )
-            continue
-        events = result.events
-        if result.format == "freetext":
-            # Free text gives every candidate address, best first; a person's complaint is about
-            # one source, so only the best is filed (the others stay visible in the raw message).
-            events = events[:1]
-        pairs.extend((event, message) for event in events)
-        outcome[(result.format or "", len(events))].append(message.pk)
-    if not outcome:
-        return IntakeSummary()
-    try:
-        return _file_batch(pairs, outcome, actor=actor)
-    except Exception:
-        if len(outcome) == 1 and len(next(iter(outcome.values()))) == 1:
-            failed = next(iter(outcome.values()))[0]
-            log.exception("could not file the events of message %s", failed)
-            _mark_unfileable(failed)
-            return IntakeSummary()
-        # One message's events must not hold up the rest of the batch: file them one by one.
-        log.warning("filing a batch of %d messages failed; filing them one by one", len(ids), exc_info=True)
+
+@dataclass
+class _Stream:
+    """One message's events as the batch takes them, with its progress."""
+
+    message: Claimed
+    fmt: str
+    events: Iterator[ParsedEvent]
+    done: int  # events taken so far, committed or in the open chunk (restarts skip the committed)
+    cap: int
+    taken_in_chunk: int = 0
+    finished: bool = False
+    over_cap: int = 0
+
+
+def _process_claimed(claimed: list[Claimed], *, actor=None) -> IntakeSummary:
+    """Parse each claimed message in turn and file its events in chunks of INTAKE_CHUNK_EVENTS.
+
+    A chunk may hold the tail of one message and the start of the next (mail one at a time is
+    filed in a single transaction per batch); each chunk commits on its own with the progress of
+    every message in it, and only while this worker still holds them.
+    """
+    owner = worker_identity()
     summary = IntakeSummary()
-    for (fmt, count), message_ids in outcome.items():
-        for pk in message_ids:
-            own = [(e, m) for e, m in pairs if m.pk == pk]
+    chunk_size = max(1, settings.INTAKE_CHUNK_EVENTS)
+    chunk: list[tuple[ParsedEvent, int]] = []
+    streams: list[_Stream] = []
+
+    def flush() -> None:
+        nonlocal chunk, streams
+        _commit_chunk(chunk, streams, owner, summary, actor=actor)
+        chunk = []
+        streams = [s for s in streams if not s.finished]
+        for s in streams:
+            s.taken_in_chunk = 0
+
+    with _Heartbeat(owner):
+        for n, message in enumerate(claimed):
             try:
-                one = _file_batch(own, {(fmt, count): [pk]}, actor=actor)
-            except Exception:
-                log.exception("could not file the events of message %s", pk)
-                _mark_unfileable(pk)
-                continue
-            summary.created += one.created
-            summary.duplicates += one.duplicates
-            summary.unassigned += one.unassigned
-            summary.cases_opened += one.cases_opened
-            summary.cases_updated |= one.cases_updated
-            summary.new_report_ids += one.new_report_ids
-            for ip, pk in one.first_report_by_ip.items():
-                summary.first_report_by_ip.setdefault(ip, pk)
+                stream = _open_stream(message, owner)
+                if stream is None:
+                    continue
+                streams.append(stream)
+                while not stream.finished:
+                    _take(stream, chunk, chunk_size)
+                    if len(chunk) >= chunk_size:
+                        flush()
+            except LostClaim:
+                log.warning("intake lost its claim on message(s) mid-batch; the rest of the batch is given back")
+                _give_back([c.pk for c in claimed[n + 1 :]], owner)
+                return summary
+        if streams:
+            try:
+                flush()
+            except LostClaim:
+                log.warning("intake lost its claim on message(s) mid-batch")
     return summary
 
 
-def _mark_unfileable(pk: int) -> None:
-    InboundMessage.objects.filter(pk=pk).update(
+def _take(stream: _Stream, chunk: list[tuple[ParsedEvent, int]], chunk_size: int) -> None:
+    """Move events from the stream into the chunk until it is full, the stream ends or its cap is reached."""
+    if stream.done >= stream.cap:
+        stream.over_cap = sum(1 for _ in stream.events)
+        stream.finished = True
+        return
+    for event in stream.events:
+        chunk.append((event, stream.message.pk))
+        stream.done += 1
+        stream.taken_in_chunk += 1
+        if stream.done >= stream.cap:
+            stream.over_cap = sum(1 for _ in stream.events)  # counted, not kept
+            stream.finished = True
+            return
+        if len(chunk) >= chunk_size:
+            return
+    stream.finished = True
+
+
+def _open_stream(message: Claimed, owner: str) -> _Stream | None:
+    """Parse one claimed message (outside any transaction: parsing can take a while)."""
+    # A customer's answer to one of our notices goes on its case (in its own transaction, with
+    # the message's status) and never through the report parsers: it quotes the notice, whose
+    # addresses would be filed against the customer. Header-only and cheap when it is not one.
+    from cases.services.replies import thread_reply
+
+    if message.raw is None and message.size <= settings.INTAKE_MAX_MESSAGE_BYTES:
+        message.raw = bytes(InboundMessage.objects.with_raw().values_list("raw", flat=True).get(pk=message.pk))
+    stub = InboundMessage(
+        pk=message.pk,
+        channel=message.channel,
+        sender=message.sender,
+        received_at=message.received_at,
+        size=message.size,
+    )
+    if message.raw is not None and thread_reply(stub, message.raw):
+        message.raw = None
+        return None
+    result = _parse_stored(message)
+    message.raw = None  # the parser has what it needs; a batch never keeps the bytes
+    events = iter(result.events)
+    if result.format == "freetext":
+        # Free text gives every candidate address, best first; a person's complaint is about
+        # one source, so only the best is filed (the others stay visible in the raw message).
+        events = itertools.islice(events, 1)
+    first = next(events, None)
+    if first is None:
+        _finish_message(
+            message.pk,
+            owner,
+            status=ParseStatus.UNPARSED,
+            fmt=result.format or "",
+            error=result.error or "no report found in the message",
+        )
+        return None
+    events = itertools.chain([first], events)
+    if message.events_filed:
+        # Taken again after a crash or a release: the chunks already committed are not filed twice.
+        events = itertools.islice(events, message.events_filed, None)
+    cap = settings.INTAKE_MAX_EVENTS_PER_MESSAGE
+    return _Stream(message=message, fmt=result.format or "", events=events, done=message.events_filed, cap=cap)
+
+
+def _commit_chunk(
+    chunk: list[tuple[ParsedEvent, int]], streams: list[_Stream], owner: str, summary: IntakeSummary, *, actor
+) -> None:
+    if not streams:
+        return
+    try:
+        one = _file_chunk(chunk, streams, owner, actor=actor)
+    except LostClaim:
+        raise
+    except Exception:
+        if len(streams) == 1:
+            _unfileable(streams[0], owner)
+            return
+        # One message's events must not hold up the rest of the chunk: file them one by one.
+        log.warning("filing a chunk of %d messages failed; filing them one by one", len(streams), exc_info=True)
+        for stream in streams:
+            own = [(e, pk) for e, pk in chunk if pk == stream.message.pk]
+            try:
+                _merge(summary, _file_chunk(own, [stream], owner, actor=actor))
+            except LostClaim:
+                raise
+            except Exception:
+                _unfileable(stream, owner)
+        return
+    _merge(summary, one)
+
+
+def _file_chunk(chunk: list[tuple[ParsedEvent, int]], streams: list[_Stream], owner: str, *, actor) -> IntakeSummary:
+    # The reports and the messages' progress commit together. If that commit is lost in a crash,
+    # the messages are still "parsing" and are given back when the heartbeat stops, so PostgreSQL
+    # need not wait for the disk here (the raw bytes were stored durably).
+    with transaction.atomic():
+        _relax_commit()
+        _record_progress(streams, owner)
+        return file_chunk(chunk, actor=actor)
+
+
+def _record_progress(streams: list[_Stream], owner: str) -> None:
+    """The progress of each message in the chunk (and the final status of those it ends), written
+    first so the rows stay locked by this transaction: a release waits for the commit."""
+    now = timezone.now()
+    for stream in streams:
+        values = {
+            "heartbeat_at": now,
+            "events_filed": stream.done,
+            "chunks_filed": F("chunks_filed") + 1,
+        }
+        if stream.finished:
+            values.update(
+                status=ParseStatus.PARSED,
+                format=stream.fmt[:32],
+                parse_error="",
+                parsed_at=now,
+                claimed_at=None,
+                claimed_by="",
+                heartbeat_at=None,
+                event_count=stream.done,
+                events_over_cap=stream.over_cap,
+            )
+        held = InboundMessage.objects.filter(pk=stream.message.pk, status=ParseStatus.PARSING, claimed_by=owner)
+        if not held.update(**values):
+            raise LostClaim(stream.message.pk)
+
+
+def _merge(summary: IntakeSummary, one: IntakeSummary) -> None:
+    summary.created += one.created
+    summary.duplicates += one.duplicates
+    summary.unassigned += one.unassigned
+    summary.cases_opened += one.cases_opened
+    summary.cases_updated |= one.cases_updated
+    summary.new_report_ids += one.new_report_ids
+    for ip, pk in one.first_report_by_ip.items():
+        summary.first_report_by_ip.setdefault(ip, pk)
+
+
+def _unfileable(stream: _Stream, owner: str) -> None:
+    log.exception("could not file the events of message %s", stream.message.pk)
+    stream.finished = True
+    stream.events = iter(())
+    filed = stream.done - stream.taken_in_chunk
+    _finish_message(
+        stream.message.pk,
+        owner,
         status=ParseStatus.UNPARSED,
-        parse_error="parsed, but its events could not be filed (see the server log); enter them by hand",
-        parsed_at=timezone.now(),
-        claimed_at=None,
-        event_count=0,
+        fmt=stream.fmt,
+        error=f"parsed, but its events could not be filed after {filed:,} (see the server log); "
+        "enter them by hand or parse it again",
+        events_filed=filed,
     )
 
 
-def _file_batch(
-    pairs: list[tuple[ParsedEvent, InboundMessage]], outcome: dict[tuple[str, int], list[int]], *, actor
-) -> IntakeSummary:
-    # The reports and the messages' new status commit together. If that commit is lost in a
-    # crash, the messages are still "parsing" and requeue_unparsed_messages hands them out
-    # again, so PostgreSQL need not wait for the disk here (the raw bytes were stored durably).
-    with transaction.atomic():
-        _relax_commit()
-        summary = record_pairs(pairs, actor=actor)
-        now = timezone.now()
-        for (fmt, count), message_ids in outcome.items():
-            InboundMessage.objects.filter(pk__in=message_ids).update(
-                status=ParseStatus.PARSED, format=fmt, parse_error="", parsed_at=now, claimed_at=None, event_count=count
-            )
-    return summary
+def _finish_message(pk: int, owner: str, *, status: str, fmt: str, error: str, events_filed: int | None = None) -> None:
+    values = {
+        "status": status,
+        "format": fmt[:32],
+        "parse_error": error,
+        "parsed_at": timezone.now(),
+        "claimed_at": None,
+        "claimed_by": "",
+        "heartbeat_at": None,
+        "event_count": 0 if events_filed is None else events_filed,
+    }
+    if events_filed is not None:
+        values["events_filed"] = events_filed
+    InboundMessage.objects.filter(pk=pk, status=ParseStatus.PARSING, claimed_by=owner).update(**values)
+
+
+def _give_back(ids: list[int], owner: str) -> None:
+    if ids:
+        InboundMessage.objects.filter(pk__in=ids, status=ParseStatus.PARSING, claimed_by=owner).update(
+            status=ParseStatus.NEW, claimed_at=None, claimed_by="", heartbeat_at=None
+        )
 
 
 def _relax_commit() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: left to COMMIT, the
-            # 50,000 checks of a big feed run after this transaction has updated the very
+            # checks of a big chunk run after this transaction has updated the very
             # message and case rows they lock (FOR KEY SHARE), which PostgreSQL makes slow.
             # Checked as each INSERT ends, they take their locks before those updates.
             cursor.execute("SET LOCAL synchronous_commit TO OFF; SET CONSTRAINTS ALL IMMEDIATE")

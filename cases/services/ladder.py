@@ -535,6 +535,15 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
     """
     now = now or timezone.now()
     ids = sorted(set(case_ids))
+    if len(ids) == 1:
+        # Mail filed one message at a time touches one case: the locked evaluation alone, rather
+        # than a bulk pre-pass that computes the same facts again inside the lock.
+        try:
+            step = evaluate_case(ids[0], now=now)
+        except Exception:  # as below: the next run tries again
+            log.exception("could not evaluate case %s", ids[0])
+            return 0
+        return int(step.ready)
     acted = 0
     for start in range(0, len(ids), chunk):
         batch = list(Case.objects.select_related("customer").filter(pk__in=ids[start : start + chunk]))
