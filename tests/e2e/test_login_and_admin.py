@@ -9,7 +9,7 @@ from cases.models import Case
 from customers import services
 from customers.models import Allocation, Contact, Customer
 from tests.cases.ladder_builders import make_case
-from tests.e2e.conftest import login
+from tests.e2e.conftest import E2E_PASSWORD, login
 
 pytestmark = [pytest.mark.e2e]
 
@@ -108,8 +108,10 @@ def busy_case(roles) -> Case:
 def test_the_main_pages_break_no_content_security_policy_rule(browser_page, live_server, e2e_user, busy_case, tmp_path):
     page = browser_page
     refused = watch_csp(page)
-    page.goto(f"{live_server.url}/accounts/login/")
-    assert csp_events(page) == []
+    for url in ("/accounts/login/", "/admin/login/"):
+        page.goto(f"{live_server.url}{url}")
+        page.wait_for_load_state("networkidle")
+        assert csp_events(page) == [], url
     login(page, live_server, e2e_user("admin"))
     customer = busy_case.customer
     pages = [
@@ -237,3 +239,24 @@ def test_the_customer_page_links_to_its_leases_instead_of_listing_them(
     link.click()
     page.wait_for_url("**/admin/customers/allocation/?customer__id__exact=*")
     assert f"{LEASES} allocations" in page.locator("p.paginator").inner_text()
+
+
+def test_a_locked_out_sign_in_shows_why_in_the_browser(browser_page, live_server, e2e_user, tmp_path):
+    page = browser_page
+    refused = watch_csp(page)
+    user = e2e_user("noc")
+    for _ in range(5):
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", user.get_username())
+        page.fill("#id_password", "not-the-password")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", E2E_PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "Sign-in locked for a while"
+    page.screenshot(path=str(tmp_path / "locked-out.png"), full_page=True)
+    assert page.goto(f"{live_server.url}/").url.endswith("/accounts/login/?next=/")
+    assert csp_events(page) == [] and refused == []
