@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "abusedesk.settings")
 
@@ -21,3 +21,23 @@ def close_old_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections as close
 
     close()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def release_dead_intake_claims(**kwargs) -> None:
+    """A worker (or a pool process replacing one that died) gives back, at once, the messages that
+    processes of this host which are gone had claimed: after a SIGKILL mid-batch they would
+    otherwise wait for their heartbeat to run out (INTAKE_CLAIM_TIMEOUT_SECONDS)."""
+    import logging
+
+    try:
+        from cases.services.intake import release_dead_owners
+
+        release_dead_owners()
+    except Exception:  # a database that is not there yet must not stop the worker starting
+        logging.getLogger(__name__).warning("could not release dead workers' intake claims", exc_info=True)
+    finally:
+        from django.db import connections
+
+        connections.close_all()

@@ -17,7 +17,11 @@ from cases.services import intake
     retry_backoff=5,
     retry_backoff_max=600,
     max_retries=8,
+    # Acknowledged after it ran, and given back to the broker if its worker process dies: the
+    # message is parsed again at once (its claim is released when a worker starts, see
+    # abusedesk/celery.py), going on after the chunks already committed.
     acks_late=True,
+    reject_on_worker_lost=True,
 )
 def parse_message_task(message_id: int) -> None:
     # Takes this message and whatever else is waiting (a batch), unless another worker
@@ -27,9 +31,14 @@ def parse_message_task(message_id: int) -> None:
 
 @shared_task
 def requeue_unparsed_messages(older_than_minutes: int = 10, limit: int = 500) -> int:
-    """Queue again what was stored but never parsed (the broker was down, a worker died)."""
+    """Queue again what was stored but never parsed (the broker was down, a worker died).
+
+    Claims are given back by their heartbeat (INTAKE_CLAIM_TIMEOUT_SECONDS), not by their age:
+    a feed that takes an hour keeps its claim while its worker lives.
+    """
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    intake.release_stale_claims(older_than=cutoff)
+    intake.release_dead_owners()
+    intake.release_stale_claims()
     ids = list(
         InboundMessage.objects.filter(status=ParseStatus.NEW, received_at__lt=cutoff)
         .order_by("received_at")

@@ -7,6 +7,21 @@ from django.contrib.auth.models import Group, User
 pytest_plugins = ["tests.fixtures_services"]
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked requires_postgres skip visibly (with the reason) when the suite runs on SQLite."""
+    from django.conf import settings
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    skip = pytest.mark.skip(
+        reason="requires PostgreSQL: run with DATABASE_URL=postgres://... (SQLite has no such feature)"
+    )
+    for item in items:
+        if "requires_postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+
 def make_user(username: str, role: str | None) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, email=f"{username}@isp.example")
     if role:
