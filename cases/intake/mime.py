@@ -726,8 +726,14 @@ def entry_index(hops: list[Hop], *, trusted: Iterable[str] = ()) -> int | None:
     nobody), the organisations in ``trusted`` (the complainant's own domain), and every
     organisation whose host handed the mail on inside it. Never the entry: hops handed over from
     private, loopback, link-local, unique-local or CGNAT-shared addresses (a provider's 10.x and
-    internal IPv6 relays), or by a single-label name only the receiving network resolves. The
-    first hop handed over by anybody else is where the mail came in from outside.
+    internal IPv6 relays), or by a single-label name only the receiving network resolves.
+
+    The recipient's MX chain may span organisations: a filtering service in front of the mailbox,
+    or a mailbox provider that forwarded the mail. A sender whose organisation is also the "by"
+    of the next older hop received the mail itself and passed it on: the walk goes on through it,
+    once per organisation. If nothing public is found beyond (the older hop came from a LAN
+    address), the first outside hop is the entry after all. The first hop handed over by anybody
+    else is where the mail came in from outside.
     """
     ours = {org for org in (org_domain(t) for t in trusted if t) if org}
     for hop in hops:
@@ -735,12 +741,14 @@ def entry_index(hops: list[Hop], *, trusted: Iterable[str] = ()) -> int | None:
         if org:
             ours.add(org)
             break
+    first_outside: int | None = None
+    relayed: set[str] = set()
     for i, hop in enumerate(hops):
         if hop.from_ip is None:
             continue
         by_org = _host_org(hop.by_host)
         if addresses.is_internal(hop.from_ip):
-            if by_org and (not ours or by_org in ours or i == 0):
+            if by_org and (by_org in ours or i == 0):
                 ours.add(by_org)
             continue
         if hop.from_host and "." not in hop.from_host and (by_org in ours or not by_org):
@@ -750,8 +758,15 @@ def entry_index(hops: list[Hop], *, trusted: Iterable[str] = ()) -> int | None:
             if by_org:
                 ours.add(by_org)
             continue
+        if first_outside is None:
+            first_outside = i
+        older = next((h for h in hops[i + 1 :] if h.from_ip is not None or _host_org(h.by_host)), None)
+        if from_org and from_org not in relayed and older is not None and _host_org(older.by_host) == from_org:
+            relayed.add(from_org)
+            ours.add(from_org)
+            continue
         return i
-    return None
+    return first_outside
 
 
 def entry_hop(hops: list[Hop], *, trusted: Iterable[str] = ()) -> Hop | None:
