@@ -10,6 +10,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from tests.cases.ladder_builders import make_case
+
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
 # HTML e-mail bodies: mail clients drop <style> blocks, so e-mail is styled inline. They are sent,
 # never served as desk pages (the admin's preview shows them in a sandboxed frame).
@@ -88,10 +90,12 @@ def test_a_failed_sign_in_says_so(db):
     assert "Please enter a correct username and password" in page
 
 
-@pytest.mark.parametrize("url", ["/", "/messages/", "/unassigned/", "/complaints/new/", "/upload/"])
+@pytest.mark.parametrize("url", ["/", "/messages/", "/unassigned/", "/complaints/new/", "/upload/", "case"])
 def test_desk_pages_label_every_input(admin_user_role, url):
     client = Client()
     client.force_login(admin_user_role)
+    if url == "case":
+        url = make_case(reports=2, unconfirmed=1).get_absolute_url()
     response = client.get(url)
     assert response.status_code == 200
     assert unlabelled(response.content.decode()) == []
