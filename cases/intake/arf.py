@@ -103,14 +103,20 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
         raise ParseError("the feedback-report part has no fields (truncated or empty)")
     original = _original(msg)
     hops = mime.received_hops(original, now=now) if original is not None else []
-    entry = mime.entry_hop(hops)
+    reporter = mime.address(msg, "From")
+    entry = mime.entry_hop(hops, trusted=[reporter] if reporter else [])
     confidence = 1.0
     notes: list[str] = []
 
     # Source-IP is sometimes "[1.2.3.4]" or carries a comment; take the first valid address in it.
+    # A network ("192.0.2.0/24") or a zone-id address is refused with its reason, never read as
+    # its first address; the original's Received chain may still name the source.
     source_field = _field(fields, "Source-IP")
-    ips = mime.find_ips(source_field) if source_field else []
+    refused = mime.refused_ips(source_field.split()[0]) if source_field.strip() else []
+    ips = mime.find_ips(source_field) if source_field and not refused else []
     ip = ips[0] if ips else None
+    if refused:
+        notes.append(f"Source-IP {refused[0][0][:60]} refused: {refused[0][1]}")
     if ip is None and entry is not None and entry.from_ip:
         ip = entry.from_ip
         confidence = 0.8
@@ -124,6 +130,8 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
             notes.append("no Source-IP or Received chain: taken from the report's text")
     if ip is None:
         reason = "invalid Source-IP " + repr(source_field[:60]) if source_field else "no Source-IP"
+        if refused:
+            reason = f"Source-IP refused ({refused[0][1]})"
         raise ParseError(f"ARF report with {reason} and no usable Received header in the original")
 
     occurred_at = mime.parse_date(_field(fields, "Arrival-Date", "Received-Date"), now=now)
@@ -143,7 +151,6 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
         confidence = min(confidence, 0.7)
         notes.append(f"unknown Feedback-Type {feedback_type[:40]!r}, read as spam")
 
-    reporter = mime.address(msg, "From")
     external_id = mime.message_id(msg) or _field(fields, "Original-Envelope-Id").strip("<>")
     if not external_id and original is not None:
         external_id = mime.message_id(original)

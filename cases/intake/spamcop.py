@@ -60,7 +60,8 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
 
     offending = _offending_message(msg, body)
     hops = mime.received_hops(offending, now=now) if offending is not None else []
-    entry = mime.entry_hop(hops)
+    # SpamCop's own relays never are the source; neither are the reporting user's.
+    entry = mime.entry_hop(hops, trusted=["spamcop.net"])
 
     category = "spam"
     confidence = 1.0
