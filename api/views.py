@@ -179,8 +179,9 @@ def cases_from(term: str) -> QuerySet:
     if network.num_addresses == 1:
         reports = Report.objects.filter(ip=str(normalize_ip(str(network.network_address))))
     elif connection.vendor == "postgresql":
-        # Report.ip is PostgreSQL's inet type: "contained in" is one index-friendly comparison.
-        reports = Report.objects.extra(where=[f"{Report._meta.db_table}.ip <<= %s::inet"], params=[str(network)])
+        # Report.ip is PostgreSQL's inet type, which orders addresses numerically within a family:
+        # a network is a range, read from the (ip, occurred_at) index.
+        reports = Report.objects.filter(ip__gte=str(network.network_address), ip__lte=str(network.broadcast_address))
     else:  # SQLite stores addresses as text: compare in Python over the distinct addresses
         ips = [ip for ip in Report.objects.values_list("ip", flat=True).distinct() if _within(ip, network)]
         reports = Report.objects.filter(ip__in=ips)

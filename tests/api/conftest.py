@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -11,8 +12,15 @@ from tests.conftest import make_user
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_counts():
-    # The throttle's counts live in the "api" cache (Redis on CI): each test starts at zero.
+def _fresh_rate_counts(settings):
+    # The throttle's counts live in the "api" cache: Redis where the suite has one (CI), as in
+    # production; each test starts at zero.
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if redis_url:
+        settings.CACHES = {
+            **settings.CACHES,
+            "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
+        }
     caches["api"].clear()
     yield
     caches["api"].clear()
