@@ -181,6 +181,7 @@ def unassigned(request: HttpRequest) -> HttpResponse:
         qs = (
             Report.objects.filter(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=False)
             .select_related("dismissed_by")
+            .prefetch_related("referrals")  # whether the answer to the reporter went out
             .order_by("-dismissed_at", "-id")
         )
     elif tab == UnassignedReason.OUTSIDE:

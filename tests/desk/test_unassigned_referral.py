@@ -168,3 +168,14 @@ def test_a_referral_whose_task_was_lost_is_sent_by_the_sweep(noc_user, network, 
         assert triage.sweep_referrals() == 0
     assert len(mail.outbox) == 1
     assert ReporterReferral.objects.get().status == NoticeStatus.SENT
+
+
+def test_the_dismissed_tab_shows_whether_the_answer_went_out(
+    client, noc_user, network, django_capture_on_commit_callbacks
+):
+    client.force_login(noc_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        refer(client, complaint())
+    page = client.get(reverse("cases:unassigned") + "?reason=dismissed")
+    assert "answer to reporter: sent" in page.text
+    assert "referred to abuse@net-a.example" in page.text
