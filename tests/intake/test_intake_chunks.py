@@ -26,7 +26,8 @@ def shadowserver_feed(rows: int, *, net: str = "198.51.100", tag: str = "1", sta
     """A Shadowserver scan report with `rows` distinct events (one address per row, a second apart)."""
     lines = ['"timestamp","ip","protocol","port","hostname","tag","asn","geo","region","city"']
     for n in range(start, start + rows):
-        at = DAY + timedelta(seconds=n)
+        # 250 addresses; the same one again two hours later, outside the duplicate window.
+        at = DAY + timedelta(hours=2 * (n // 250), seconds=n % 250)
         lines.append(f'"{at:%Y-%m-%d %H:%M:%S}","{net}.{n % 250 + 1}","tcp",22,"","ssh",64500,"NL","X","Y"')
     payload = base64.encodebytes(("\n".join(lines) + "\n").encode()).decode()
     return (
