@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
@@ -42,6 +42,7 @@ from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 
+from abusedesk.lib import dates
 from customers import services
 from customers.models import (
     Allocation,
@@ -204,17 +205,11 @@ def _header_order(header: list[str], columns: tuple[str, ...]) -> list[int]:
 
 
 def parse_time(text: str, what: str) -> datetime:
-    """An aware UTC datetime from ISO 8601; a time without a zone is UTC."""
+    """An aware UTC datetime from ISO 8601; a time without a zone is UTC (abusedesk.lib.dates)."""
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise RowError(f"{what} {text!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 and the like fall outside datetime's range in UTC
-        raise RowError(f"{what} {text!r} is out of range") from None
+        return dates.parse_iso(text)
+    except ValueError as exc:
+        raise RowError(f"{what} {exc}") from None
 
 
 def _validation_text(exc: ValidationError) -> str:

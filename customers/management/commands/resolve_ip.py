@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from abusedesk.lib import dates
 from customers.resolver import normalize_ip, resolution_json, resolve
 
 
 def parse_instant(text: str) -> datetime:
-    """An ISO 8601 time; without a zone it is UTC. Raises CommandError."""
+    """An ISO 8601 time; without a zone it is UTC (abusedesk.lib.dates). Raises CommandError."""
     try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CommandError(f"--at {text!r} is not an ISO 8601 time (e.g. 2025-03-01T14:02:00Z).") from None
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value
+        return dates.parse_iso(text)
+    except ValueError as exc:
+        raise CommandError(f"--at {exc}.") from None
 
 
 class Command(BaseCommand):
