@@ -90,10 +90,11 @@ _CUSTOMER_FIELDS = list(Customer._meta.concrete_fields)
 
 
 @lru_cache(maxsize=16)
-def _resolve_sql(alias: str, networks: str, at: str, ports: tuple[str, str]) -> str:
+def _resolve_sql(alias: str, networks: str, at: str, ports: tuple[str, str], tag: int | None = None) -> str:
     """SELECT of the best allocation (and its customer); `networks` is the condition on the network
     column ({col} stands for it), `at` the placeholder of the instant, `ports` those of the port range
-    the allocation must cover (0..65535: whole addresses only; p..p: a port block holding port p)."""
+    the allocation must cover (0..65535: whole addresses only; p..p: a port block holding port p). With
+    a tag, the row starts with that number (to tell the parts of a UNION apart)."""
     postgresql = connections[alias].vendor == "postgresql"
     qn = connections[alias].ops.quote_name
     a, c = qn(Allocation._meta.db_table), qn(Customer._meta.db_table)
@@ -109,6 +110,8 @@ def _resolve_sql(alias: str, networks: str, at: str, ports: tuple[str, str]) -> 
     else:
         ends_after = f"({qn('valid_to')} IS NULL OR {qn('valid_to')} > {at})"
     columns = [f"best.{qn(f.column)}" for f in _ALLOCATION_FIELDS] + [f"{c}.{qn(f.column)}" for f in _CUSTOMER_FIELDS]
+    if tag is not None:
+        columns.insert(0, str(tag))
     return (
         f"SELECT {', '.join(columns)} FROM ("
         f"SELECT {alloc_cols} FROM {a} WHERE {networks.format(col=qn('network'))} AND {qn('valid_from')} <= {at} "
@@ -121,16 +124,32 @@ def _resolve_sql(alias: str, networks: str, at: str, ports: tuple[str, str]) -> 
 # On PostgreSQL the statement is prepared once per database session: planning a 129-element IN
 # list cost more than running it (~0.5 ms of ~0.9 ms for IPv6, bench/bench_resolve.py). PREPARE is
 # not undone by a rollback, so a session that has it keeps it until it disconnects.
-_PREPARED_NAME = "abusedesk_resolve_ports"
+# Two statements: the whole-address look-up, and the same with the port block of a CGNAT address in
+# one round trip (both look-ups are index probes; a second round trip cost as much as both).
+_PREPARED_NAME = "abusedesk_resolve_v2"
+_PREPARED_BLOCK = "abusedesk_resolve_block_v2"
 _prepared_sessions: weakref.WeakSet = weakref.WeakSet()
 
 
-def _execute_postgresql(cursor, alias: str, raw_connection, candidates: list[str], when: Any, ports) -> None:
+def _whole_and_block_sql(alias: str, whole: str, block: str, at: str, port: str) -> str:
+    # SELECT * FROM (...): SQLite takes no parentheses around the parts of a UNION.
+    return (
+        f"SELECT * FROM ({_resolve_sql(alias, whole, at, (str(PORT_MIN), str(PORT_MAX)), tag=0)}) w UNION ALL "
+        f"SELECT * FROM ({_resolve_sql(alias, block, at, (port, port), tag=1)}) b"
+    )
+
+
+def _execute_postgresql(cursor, alias: str, raw_connection, candidates: list[str], when: Any, port) -> None:
     if raw_connection not in _prepared_sessions:
-        sql = _resolve_sql(alias, "{col} = ANY($1)", "$2", ("$3", "$4"))
-        cursor.execute(f"PREPARE {_PREPARED_NAME} (text[], timestamptz, integer, integer) AS {sql}")
+        sql = _resolve_sql(alias, "{col} = ANY($1)", "$2", (str(PORT_MIN), str(PORT_MAX)), tag=0)
+        cursor.execute(f"PREPARE {_PREPARED_NAME} (text[], timestamptz) AS {sql}")
+        sql = _whole_and_block_sql(alias, "{col} = ANY($1)", "{col} = $3", "$2", "$4")
+        cursor.execute(f"PREPARE {_PREPARED_BLOCK} (text[], timestamptz, text, integer) AS {sql}")
         _prepared_sessions.add(raw_connection)
-    cursor.execute(f"EXECUTE {_PREPARED_NAME} (%s, %s, %s, %s)", [candidates, when, *ports])
+    if port is None:
+        cursor.execute(f"EXECUTE {_PREPARED_NAME} (%s, %s)", [candidates, when])
+    else:
+        cursor.execute(f"EXECUTE {_PREPARED_BLOCK} (%s, %s, %s, %s)", [candidates, when, candidates[0], port])
 
 
 Converter = Callable[[Any, Any, Any], Any]
@@ -172,13 +191,14 @@ def resolve(ip: str | IPAddress, at: datetime | None = None, port: int | None = 
     if timezone.is_naive(at):
         raise ValueError("resolve() needs an aware datetime")
     candidates = candidate_networks(normalize_ip(ip))
-    allocation = _lookup(candidates, at, (PORT_MIN, PORT_MAX))
+    found = _lookup(candidates, at, port)
+    allocation = found.get(0)
     if allocation is None or allocation.source != AllocationSource.CGNAT_POOL:
         return allocation
     if port is None:
         allocation.resolution_note = NO_PORT
         return allocation
-    block = _lookup(candidates[:1], at, (port, port))
+    block = found.get(1)
     if block is None:
         allocation.resolution_note = no_block(port)
         return allocation
@@ -186,28 +206,35 @@ def resolve(ip: str | IPAddress, at: datetime | None = None, port: int | None = 
     return block
 
 
-def _lookup(candidates: list[str], at: datetime, ports: tuple[int, int]) -> Allocation | None:
+def _lookup(candidates: list[str], at: datetime, port: int | None) -> dict[int, Allocation]:
+    """{0: the best whole-address allocation, 1: the port block holding `port` on the address itself}."""
     alias = router.db_for_read(Allocation)
     connection = connections[alias]
     # Adapted exactly as the ORM adapts a DateTimeField lookup (SQLite stores naive UTC text).
     when = connection.ops.adapt_datetimefield_value(at)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            _execute_postgresql(cursor, alias, connection.connection, candidates, when, ports)
+            _execute_postgresql(cursor, alias, connection.connection, candidates, when, port)
         else:
-            sql = _resolve_sql(alias, "{col} IN (" + ", ".join(["%s"] * len(candidates)) + ")", "%s", ("%s", "%s"))
-            cursor.execute(sql, [*candidates, when, when, *ports])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for i, converters in enumerate(_row_converters(alias)):
-        for convert, col in converters:
-            values[i] = convert(values[i], col, connection)
+            whole = "{col} IN (" + ", ".join(["%s"] * len(candidates)) + ")"
+            if port is None:
+                sql = _resolve_sql(alias, whole, "%s", (str(PORT_MIN), str(PORT_MAX)), tag=0)
+                cursor.execute(sql, [*candidates, when, when])
+            else:
+                sql = _whole_and_block_sql(alias, whole, "{col} = %s", "%s", "%s")
+                cursor.execute(sql, [*candidates, when, when, candidates[0], when, when, port, port])
+        rows = cursor.fetchall()
+    found: dict[int, Allocation] = {}
+    converters = _row_converters(alias)
     split = len(_ALLOCATION_FIELDS)
-    allocation = Allocation.from_db(alias, [f.attname for f in _ALLOCATION_FIELDS], values[:split])
-    allocation.customer = Customer.from_db(alias, [f.attname for f in _CUSTOMER_FIELDS], values[split:])
-    return allocation
+    for tag, *values in rows:
+        for i, column_converters in enumerate(converters):
+            for convert, col in column_converters:
+                values[i] = convert(values[i], col, connection)
+        allocation = Allocation.from_db(alias, [f.attname for f in _ALLOCATION_FIELDS], values[:split])
+        allocation.customer = Customer.from_db(alias, [f.attname for f in _CUSTOMER_FIELDS], values[split:])
+        found[tag] = allocation
+    return found
 
 
 def history(ip: str | IPAddress, limit: int = 50) -> list[Allocation]:
