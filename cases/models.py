@@ -309,6 +309,9 @@ class Report(models.Model):
     allocation = models.ForeignKey(Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     case = models.ForeignKey(Case, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports")
     unassigned_reason = models.CharField(max_length=8, choices=UnassignedReason.choices, blank=True)
+    # Why the report went to this customer and not to a more precise one: a CGNAT address without a
+    # source port (or with one no subscriber's block held) lands on the pool's holder, saying so.
+    resolution_note = models.CharField(max_length=200, blank=True)
     # Same ip, category, reporter and time within the window: stored once, counted on the original.
     dedupe_key = models.CharField(max_length=64, db_index=True)
     duplicate_of = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="duplicates")
