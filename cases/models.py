@@ -336,8 +336,13 @@ class Report(models.Model):
             models.Index(fields=["ip", "occurred_at"], name="report_ip_time_idx"),
             models.Index(fields=["case", "occurred_at"], name="report_case_time_idx"),
             # The managers' numbers (cases.stats.reports_in): reports per day by category and top
-            # reporters over a period, read from the index alone.
-            models.Index(fields=["created_at", "category"], include=["reporter"], name="report_numbers_idx"),
+            # reporters over a period, read from the index alone (an index-only scan; the kind and
+            # rung filters join on the included customer and case).
+            models.Index(
+                fields=["created_at", "category"],
+                include=["reporter", "customer", "case"],
+                name="report_numbers_idx",
+            ),
             # The unassigned queue's two tabs, newest first (views_inbox.unassigned; a tiny slice of all reports).
             models.Index(
                 fields=["unassigned_reason", "-occurred_at"],
@@ -382,6 +387,12 @@ class CaseEvent(models.Model):
                 fields=["at"],
                 condition=Q(kind__in=["rung", "de_escalated", "reinstated"]),
                 name="caseevent_escalation_idx",
+            ),
+            # Suspensions and terminations per month (cases.stats.cut_offs_per_month): a few rows a month.
+            models.Index(
+                fields=["at"],
+                condition=Q(kind="rung", new__in=["suspension", "termination"]),
+                name="caseevent_cut_off_idx",
             ),
         ]
 
@@ -454,6 +465,16 @@ class Notice(models.Model):
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notice_sending_idx"),
             # The case page's notice timeline.
             models.Index(fields=["case", "created_at"], name="notice_case_time_idx"),
+            # The managers' time to first notice (cases.stats.time_to_first_notice): a case's first
+            # notice to the customer, one index probe per case.
+            models.Index(
+                fields=["case", "sent_at"],
+                condition=Q(
+                    sent_at__isnull=False,
+                    kind__in=["first_notice", "warning", "restriction", "suspension", "termination"],
+                ),
+                name="notice_first_sent_idx",
+            ),
             # The queue's "notice failed" marker: the few failed notices, hashed once per page view.
             models.Index(fields=["case"], condition=Q(status="failed"), name="notice_failed_idx"),
         ]

@@ -26,7 +26,28 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddIndex(
+            model_name="caseevent",
+            index=models.Index(
+                condition=models.Q(("kind", "rung"), ("new__in", ["suspension", "termination"])),
+                fields=["at"],
+                name="caseevent_cut_off_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="notice",
+            index=models.Index(
+                condition=models.Q(
+                    ("kind__in", ["first_notice", "warning", "restriction", "suspension", "termination"]),
+                    ("sent_at__isnull", False),
+                ),
+                fields=["case", "sent_at"],
+                name="notice_first_sent_idx",
+            ),
+        ),
+        migrations.AddIndex(
             model_name="report",
-            index=models.Index(fields=["created_at", "category"], include=("reporter",), name="report_numbers_idx"),
+            index=models.Index(
+                fields=["created_at", "category"], include=("reporter", "customer", "case"), name="report_numbers_idx"
+            ),
         ),
     ]

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -91,7 +92,7 @@ def test_the_python_percentile_is_what_postgresql_computes():
 
 def test_repeat_offenders_have_more_than_one_case_in_the_period(history):
     rows = numbers().repeat_offenders
-    assert [(r["customer__account"], r["cases"], r["top_rung"]) for r in rows] == [
+    assert [(r["customer"].account, r["cases"], r["top_rung"]) for r in rows] == [
         ("B-1", 2, Rung.TERMINATION),
         ("R-1", 2, Rung.FIRST_NOTICE),
     ]
@@ -123,7 +124,7 @@ def test_the_kind_filter_keeps_business_customers_only(history):
     assert data.cases_per_day == {(date(2026, 11, 5), "spam"): 1, (date(2026, 11, 6), "scanning"): 1}
     assert (data.first_notice.count, data.first_notice.median, data.first_notice.p90) == (1, 10 * HOUR, 10 * HOUR)
     assert data.resolution.count == 1 and data.resolution.median == 48 * HOUR
-    assert [r["customer__account"] for r in data.repeat_offenders] == ["B-1"]
+    assert [r["customer"].account for r in data.repeat_offenders] == ["B-1"]
     assert data.cut_offs_per_month == {(date(2026, 11, 1), "termination"): 1}
 
 
@@ -202,12 +203,15 @@ def test_anonymous_users_are_sent_to_log_in(client, db):
 
 
 def test_the_query_count_does_not_grow_with_the_data(manager, history, django_assert_num_queries):
-    # Session, user, roles, the nav's pending approvals, then one query per figure.
-    with django_assert_num_queries(4 + 7):
+    # Session, user, roles, the nav's pending approvals, then one query per figure, the repeat
+    # offenders' customers; on PostgreSQL also the SET LOCAL that turns JIT off, in a transaction
+    # (a savepoint and its release inside the test's own).
+    figures = 8 + (3 if connection.vendor == "postgresql" else 0)
+    with django_assert_num_queries(4 + figures):
         manager.get(URL, PERIOD)
     cache.clear()
     managers_data.build(prefix="X")
-    with django_assert_num_queries(4 + 7):
+    with django_assert_num_queries(4 + figures):
         manager.get(URL, PERIOD)
     # Within the minute the figures come from the cache.
     with django_assert_num_queries(4):
