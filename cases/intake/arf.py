@@ -13,6 +13,7 @@ from email.message import EmailMessage, Message
 
 from . import mime
 from .base import ParsedEvent, ParseError
+from .tabular import valid_port
 
 FORMAT = "arf"
 
@@ -156,9 +157,12 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
         external_id = mime.message_id(original)
 
     evidence = _evidence(msg, fields, original, notes)
+    # RFC 6692: the source port, which names the subscriber behind a CGNAT address.
+    port = valid_port(_field(fields, "Source-Port"))
     return [
         ParsedEvent(
             ip=ip,
+            port=port,
             occurred_at=occurred_at,
             category=category,
             format=FORMAT,
