@@ -1,0 +1,238 @@
+"""Submission of single JSON events through the HTTP API: gunicorn (2 sync workers) on 127.0.0.1, PostgreSQL.
+
+    DATABASE_URL=postgres://abusedesk:abusedesk@127.0.0.1:5432/abusedesk \\
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/1 \\
+        .venv/bin/python bench/bench_api.py [--runs 5] [--seconds 5] [--concurrency 8] [--workers 2]
+
+Creates its own database (<name>_bench_api) on the server in DATABASE_URL, migrates it, makes a
+submit token (with a rate no run reaches), and starts `gunicorn abusedesk.wsgi` with --workers sync
+workers on a free port of 127.0.0.1, with DEBUG off. Parsing is queued on a fresh Celery queue of the
+Redis in BENCH_REDIS_URL (no worker runs: this measures the submission, not the parse), and the rate
+counts live in that Redis too, as in production. The load generator is another process: --concurrency
+threads, each posting one new event (a different address each time, so no submission is a duplicate)
+per request, for --seconds, --runs times. Prints `name: value unit` lines:
+
+    statements_per_submission   SQL statements one submission costs (measured in this process)
+    requests_per_second         202 answers per second, median of the runs
+    p99_latency                 99th percentile of the request times, median of the runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load(port: int, key: str, seconds: float, concurrency: int, run: int, out) -> None:
+    """The load generator (its own process): threads posting single events until the time is up."""
+    deadline = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+
+    def worker(n: int) -> None:
+        i = 0
+        # Kept open between requests where the server allows it (gthread workers); http.client
+        # reconnects by itself after the server closed it.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            i += 1
+            # 100.64.0.0/10: a fresh address and time for every request, so none is a duplicate.
+            body = json.dumps(
+                {
+                    "ip": f"100.{64 + run % 60}.{n}.{i % 250 + 1}",
+                    "port": 25,
+                    "time": f"2026-11-03T14:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                    "category": "spam",
+                    "evidence": f"run {run} thread {n} request {i}",
+                    "reporter": "feed@partner.example",
+                }
+            )
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/reports/", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 202
+                if response.getheader("Connection", "").lower() == "close":  # sync workers close each one
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+            if ok:
+                latencies[n].append(time.perf_counter() - started)
+            else:
+                errors[n] += 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - began
+    out.send(([x for per in latencies for x in per], sum(errors), elapsed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per worker (gunicorn's gthread class); 1 = the sync class",
+    )
+    args = parser.parse_args()
+
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith("postgres"):
+        sys.exit("bench_api runs on PostgreSQL: set DATABASE_URL=postgres://...")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
+
+    from bench.common import bench_database
+
+    queue = f"bench_api_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
+        "DATABASE_URL": bench_database(database_url, "_bench_api"),
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_MANIFEST": "false",
+        "SECURE_COOKIES": "false",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on 127.0.0.1; TLS ends at the proxy in production
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_QUEUE": queue,
+        "API_CACHE_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+        "ENRICHMENT_ENABLED": "false",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from api.models import ApiKey
+
+    _key_obj, key = ApiKey.objects.create_key(name="bench", scopes=["submit"], rate="1000000/s")
+    print(f"statements_per_submission: {statements_per_submission(key)} statements")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "abusedesk.wsgi",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for(port, key, args.workers * 3)
+        rates, p99s, p50s = [], [], []
+        for run in range(args.runs):
+            receiver, sender = multiprocessing.Pipe(duplex=False)
+            proc = multiprocessing.Process(target=load, args=(port, key, args.seconds, args.concurrency, run, sender))
+            proc.start()
+            latencies, errors, elapsed = receiver.recv()
+            proc.join()
+            latencies.sort()
+            rate = len(latencies) / elapsed
+            p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+            p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+            rates.append(rate)
+            p99s.append(p99)
+            p50s.append(p50)
+            print(f"run {run + 1}: {rate:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, {errors} errors")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        purge(redis_url, queue)
+    print(f"requests_per_second: {statistics.median(rates):.0f} req/s")
+    print(f"p50_latency: {statistics.median(p50s):.1f} ms")
+    print(f"p99_latency: {statistics.median(p99s):.1f} ms")
+    from cases.models import InboundMessage
+
+    print(f"messages_stored: {InboundMessage.objects.count()} messages")
+
+
+def statements_per_submission(key: str) -> int:
+    """SQL statements of one submission, in-process (the same middleware and views as gunicorn's)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}", HTTP_HOST="127.0.0.1")
+    body = {"ip": "192.0.2.1", "time": "2026-11-03T14:02:00Z", "category": "spam"}
+    client.post("/api/v1/reports/", data=body, content_type="application/json")  # first use: last_used_at
+    body["ip"] = "192.0.2.2"
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/api/v1/reports/", data=body, content_type="application/json")
+    assert response.status_code == 202, response.content
+    for q in queries.captured_queries:
+        print(f"  sql: {q['sql'][:110]}")
+    return len(queries)
+
+
+def wait_for(port: int, key: str, answers: int) -> None:
+    """Until `answers` submissions went through: a worker still importing Django would slow the first run."""
+    body = json.dumps({"ip": "192.0.2.9", "time": "2026-11-03T14:02:00Z", "category": "spam"})
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json", "Connection": "close"}
+    answered = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and answered < answers:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/api/v1/reports/", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            answered += response.status == 202
+        except OSError:
+            time.sleep(0.2)
+    if not answered:
+        raise SystemExit("gunicorn did not start")
+    time.sleep(1.0)
+
+
+def purge(redis_url: str, queue: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(queue)
+
+
+if __name__ == "__main__":
+    main()
