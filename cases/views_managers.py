@@ -8,6 +8,7 @@ each with its numbers in <title>s and in a table beside it.
 from __future__ import annotations
 
 import csv
+import html
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +19,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from abusedesk.roles import MANAGER, role_required
@@ -172,64 +173,61 @@ def stacked_bars(
     }
 
 
-def _attrs(**attrs) -> str:
-    return " ".join(f'{name.replace("_", "-")}="{escape(value)}"' for name, value in attrs.items())
-
-
 def chart_html(chart: dict, *, id: str, title: str, x_title: str) -> SafeString:
     """The chart as SVG, its legend, and its numbers as a table, written here rather than in a
-    template: a year of days is thousands of elements, and the template engine took ~30 ms a chart."""
+    template: a year of days is thousands of elements, and the template engine took ~30 ms a chart.
+    Numbers are written as they are; every text goes through html.escape."""
     if not chart["total"]:
         return format_html(
             '<figure class="mb-2" id="{}"><p class="text-muted small mb-0">None in this period.</p></figure>', id
         )
+    esc = html.escape
+    left, right, axis = chart["left"], chart["plot_right"], chart["axis_y"]
     out = [
-        f'<figure class="mb-2" id="{escape(id)}">',
+        f'<figure class="mb-2" id="{esc(id)}">',
         f'<svg class="w-100 h-auto" viewBox="0 0 {chart["width"]} {chart["height"]}" role="img" '
-        f'aria-labelledby="{escape(id)}-title" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{escape(id)}-title">{escape(title)}: {chart["total"]} in all</title>',
+        f'aria-labelledby="{esc(id)}-title" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{esc(id)}-title">{esc(title)}: {chart["total"]} in all</title>',
     ]
     for t in chart["ticks"]:
         out.append(
-            f'<line {_attrs(x1=chart["left"], x2=chart["plot_right"], y1=t["y"], y2=t["y"])} stroke="#dee2e6"/>'
-            f'<text {_attrs(x=chart["left"] - 4, y=t["y"])} text-anchor="end" dominant-baseline="middle" '
+            f'<line x1="{left}" x2="{right}" y1="{t["y"]}" y2="{t["y"]}" stroke="#dee2e6"/>'
+            f'<text x="{left - 4}" y="{t["y"]}" text-anchor="end" dominant-baseline="middle" '
             f'font-size="11" fill="#6c757d">{t["value"]}</text>'
         )
     for bar in chart["bars"]:
+        x, w = bar["x"], bar["w"]
         out.append("<g>")
-        for seg in bar["segments"]:
-            out.append(
-                f"<rect {_attrs(x=bar['x'], y=seg['y'], width=bar['w'], height=seg['h'], fill=seg['fill'])}>"
-                f"<title>{escape(seg['title'])}</title></rect>"
-            )
+        out.extend(
+            f'<rect x="{x}" y="{s["y"]}" width="{w}" height="{s["h"]}" fill="{esc(s["fill"])}">'
+            f"<title>{esc(s['title'])}</title></rect>"
+            for s in bar["segments"]
+        )
         out.append("</g>")
-    out.append(
-        f"<line {_attrs(x1=chart['left'], x2=chart['plot_right'], y1=chart['axis_y'], y2=chart['axis_y'])} "
-        'stroke="#6c757d"/>'
+    out.append(f'<line x1="{left}" x2="{right}" y1="{axis}" y2="{axis}" stroke="#6c757d"/>')
+    out.extend(
+        f'<text x="{label["x"]}" y="{chart["label_y"]}" text-anchor="middle" font-size="11" '
+        f'fill="#495057">{esc(label["text"])}</text>'
+        for label in chart["xlabels"]
     )
-    for label in chart["xlabels"]:
-        out.append(
-            f'<text {_attrs(x=label["x"], y=chart["label_y"])} text-anchor="middle" font-size="11" '
-            f'fill="#495057">{escape(label["text"])}</text>'
-        )
     out.append('</svg><figcaption class="small">')
-    for item in chart["legend"]:
-        out.append(
-            f'<span class="me-3 text-nowrap"><svg width="10" height="10" aria-hidden="true">'
-            f'<rect width="10" height="10" fill="{escape(item["fill"])}"/></svg> {escape(item["label"])}</span>'
-        )
-    out.append(
-        f'</figcaption><details class="mt-1"><summary class="small">{escape(title)} as a table</summary>'
-        '<div class="table-responsive"><table class="table table-sm table-striped small mb-0 chart-table">'
-        f'<thead><tr><th scope="col">{escape(x_title)}</th>'
+    out.extend(
+        '<span class="me-3 text-nowrap"><svg width="10" height="10" aria-hidden="true">'
+        f'<rect width="10" height="10" fill="{esc(item["fill"])}"/></svg> {esc(item["label"])}</span>'
+        for item in chart["legend"]
     )
-    out.extend(f'<th scope="col" class="text-end">{escape(c)}</th>' for c in chart["columns"])
+    out.append(
+        f'</figcaption><details class="mt-1"><summary class="small">{esc(title)} as a table</summary>'
+        '<div class="table-responsive"><table class="table table-sm table-striped small mb-0 chart-table">'
+        f'<thead><tr><th scope="col">{esc(x_title)}</th>'
+    )
+    out.extend(f'<th scope="col" class="text-end">{esc(c)}</th>' for c in chart["columns"])
     out.append('<th scope="col" class="text-end">Total</th></tr></thead><tbody>')
     for first, *counts in chart["rows"]:
         cells = "".join(f'<td class="text-end">{n}</td>' for n in counts)
-        out.append(f'<tr><th scope="row" class="fw-normal text-nowrap">{escape(first)}</th>{cells}</tr>')
+        out.append(f'<tr><th scope="row" class="fw-normal text-nowrap">{esc(first)}</th>{cells}</tr>')
     out.append("</tbody></table></div></details></figure>")
-    return mark_safe("".join(out))  # every value above is a number or passed through escape()
+    return mark_safe("".join(out))  # noqa: S308 - numbers as computed here, every text through html.escape
 
 
 def _category_series() -> list[tuple[str, str, str]]:
