@@ -27,18 +27,21 @@ class Answer:
 class RdapTestServer:
     base_url: str = ""
     # network (CIDR) -> Answer; the narrowest network holding the address answers, else 404.
+    # /registry/ip/<addr> answers from `registry` (the server a redirect points to).
     networks: dict[str, Answer] = field(default_factory=dict)
+    registry: dict[str, Answer] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
 
     def answer(self, network: str, body: Any = None, *, status: int = 200, delay: float = 0.0) -> None:
         self.networks[network] = Answer(status, body, delay)
 
-    def find(self, addr: str) -> Answer | None:
+    def find(self, addr: str, table: dict[str, Answer] | None = None) -> Answer | None:
+        table = self.networks if table is None else table
         ip = ipaddress.ip_address(addr)
-        holding = [ipaddress.ip_network(n) for n in self.networks if ip in ipaddress.ip_network(n)]
+        holding = [ipaddress.ip_network(n) for n in table if ip in ipaddress.ip_network(n)]
         if not holding:
             return None
-        return self.networks[str(max(holding, key=lambda n: n.prefixlen))]
+        return table[str(max(holding, key=lambda n: n.prefixlen))]
 
 
 def vcard(name: str, email: str | None) -> list:
@@ -101,17 +104,24 @@ def rdap_server(settings) -> Iterator[RdapTestServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
             server_state.requests.append(self.path)
-            prefix = "/ip/"
+            prefix = "/registry/ip/" if self.path.startswith("/registry/") else "/ip/"
             answer = None
             if self.path.startswith(prefix):
                 try:
-                    answer = server_state.find(self.path[len(prefix) :])
+                    table = server_state.registry if prefix.startswith("/registry") else None
+                    answer = server_state.find(self.path[len(prefix) :], table)
                 except ValueError:
                     answer = Answer(400, {"errorCode": 400, "title": "bad address"})
             if answer is None:
                 answer = Answer(404, {"errorCode": 404, "title": "not found"})
             if answer.delay:
                 time.sleep(answer.delay)
+            if answer.status in (301, 302, 303, 307, 308):  # rdap.org's way: off to the registry's server
+                self.send_response(answer.status)
+                self.send_header("Location", str(answer.body).replace("{addr}", self.path[len(prefix) :]))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body or {}).encode()
             try:
                 self.send_response(answer.status)

@@ -115,6 +115,18 @@ def network_range(data: dict, ip: ipaddress.IPv4Address | ipaddress.IPv6Address)
     )
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """rdap.org redirects to the registry's server; a redirect anywhere but http(s) is refused."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise urllib.error.HTTPError(newurl, code, "redirect to a non-HTTP URL refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def lookup_ip(ip: str, *, base_url: str | None = None, timeout: float | None = None) -> RdapAnswer:
     """Ask the RDAP server about one address. Raises RdapNotFound (404) or RdapError."""
     addr = ipaddress.ip_address(ip)
@@ -125,7 +137,7 @@ def lookup_ip(ip: str, *, base_url: str | None = None, timeout: float | None = N
     request = urllib.request.Request(url, headers={"Accept": "application/rdap+json, application/json"})
     try:
         # urllib follows the redirect rdap.org answers with (to the registry's own server).
-        with urllib.request.urlopen(request, timeout=timeout or settings.RDAP_TIMEOUT) as response:
+        with _opener.open(request, timeout=timeout or settings.RDAP_TIMEOUT) as response:
             body = response.read(MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:

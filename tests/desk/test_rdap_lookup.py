@@ -14,7 +14,7 @@ from cases.models import RdapNetwork, Report
 from cases.services import triage
 from cases.services.filing import record_reports
 from tests.cases.helpers import event
-from tests.rdap_server import ip_network_object, rdap_server  # noqa: F401 - the fixture
+from tests.rdap_server import Answer, ip_network_object, rdap_server  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +25,21 @@ def test_the_abuse_contact_is_found_at_the_top_level(rdap_server):  # noqa: F811
     assert answer.abuse_email == "abuse@net-a.example"
     assert (str(answer.first), str(answer.last)) == ("192.0.2.0", "192.0.2.255")
     assert rdap_server.requests == ["/ip/192.0.2.55"]
+
+
+def test_a_redirect_to_the_registry_is_followed(rdap_server):  # noqa: F811
+    rdap_server.answer("192.0.2.0/24", rdap_server.base_url + "registry/ip/{addr}", status=302)
+    rdap_server.registry["192.0.2.0/24"] = Answer(
+        200, ip_network_object("192.0.2.0/24", abuse_email="abuse@rir.example")
+    )
+    assert triage.find_abuse_contact("192.0.2.7").email == "abuse@rir.example"
+    assert rdap_server.requests == ["/ip/192.0.2.7", "/registry/ip/192.0.2.7"]
+
+
+def test_a_redirect_to_anything_but_http_is_refused(rdap_server):  # noqa: F811
+    rdap_server.answer("192.0.2.0/24", "file:///etc/passwd", status=302)
+    with pytest.raises(rdap.RdapError, match="HTTP 302"):
+        rdap.lookup_ip("192.0.2.7")
 
 
 def test_a_nested_abuse_entity_is_found_and_other_roles_are_not(rdap_server):  # noqa: F811
