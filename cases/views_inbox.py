@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from abusedesk.lib.rdap import RdapError, RdapNotFound
+from abusedesk.lib.rdap import RdapError, RdapNotFound, RdapUnavailable
 from abusedesk.roles import NOC, role_required
 from cases.models import InboundMessage, ParseStatus, Report, UnassignedReason
 from cases.services import triage
@@ -263,12 +263,18 @@ def unassigned_refer(request: HttpRequest) -> HttpResponse:
     contacts: dict[str, triage.AbuseContact | str] = {}
     referred = 0
     problems: list[str] = []
+    unavailable = ""  # once the server is down or slow, the rest of the selection is not asked (one timeout, not fifty)
     for report in reports:
         if report.ip not in contacts:
             try:
+                if unavailable:
+                    raise RdapUnavailable(unavailable)
                 contacts[report.ip] = triage.find_abuse_contact(report.ip)
             except RdapNotFound as exc:
                 contacts[report.ip] = str(exc)
+            except RdapUnavailable as exc:
+                unavailable = str(exc)
+                contacts[report.ip] = f"RDAP look-up failed: {exc} Not answered; try again later."
             except RdapError as exc:
                 contacts[report.ip] = f"RDAP look-up for {report.ip} failed: {exc}"
         contact = contacts[report.ip]

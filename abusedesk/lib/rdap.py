@@ -34,6 +34,11 @@ class RdapNotFound(RdapError):
     """The server has no network for that address (404)."""
 
 
+class RdapUnavailable(RdapError):
+    """The server did not answer in time, could not be reached, or failed (5xx): asking about
+    another address now would most likely fail the same way."""
+
+
 @dataclass
 class RdapAnswer:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None  # for display: the first CIDR, when one fits
@@ -142,13 +147,16 @@ def lookup_ip(ip: str, *, base_url: str | None = None, timeout: float | None = N
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             raise RdapNotFound(f"The RDAP server knows no network for {addr}.") from None
-        raise RdapError(f"The RDAP server answered HTTP {exc.code} for {addr}.") from None
+        error = RdapUnavailable if exc.code >= 500 or exc.code == 429 else RdapError
+        raise error(f"The RDAP server answered HTTP {exc.code} for {addr}.") from None
     except (urllib.error.URLError, OSError) as exc:
         # A timeout comes bare (reading) or wrapped in URLError (connecting).
         reason = getattr(exc, "reason", exc)
         if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
-            raise RdapError(f"The RDAP server did not answer within {timeout or settings.RDAP_TIMEOUT:g} s.") from None
-        raise RdapError(f"The RDAP server could not be reached: {reason}") from None
+            raise RdapUnavailable(
+                f"The RDAP server did not answer within {timeout or settings.RDAP_TIMEOUT:g} s."
+            ) from None
+        raise RdapUnavailable(f"The RDAP server could not be reached: {reason}") from None
     if len(body) > MAX_BYTES:
         raise RdapError("The RDAP answer is too large.")
     try:

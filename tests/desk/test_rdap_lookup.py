@@ -144,3 +144,17 @@ def test_the_page_shows_rdap_trouble_as_a_message_never_a_500(client, noc_user, 
     assert response.status_code == 200
     assert shown in response.text
     assert Report.objects.unassigned().count() == 1  # still in the queue
+
+
+def test_a_slow_server_is_asked_once_per_selection_not_once_per_address(client, noc_user, rdap_server, settings):  # noqa: F811
+    settings.ENRICHMENT_ENABLED = False
+    settings.RDAP_TIMEOUT = 0.3
+    rdap_server.answer("192.0.2.0/24", ip_network_object("192.0.2.0/24", abuse_email="a@b.example"), delay=1.0)
+    record_reports([event(f"192.0.2.{n}", reporter="alice@victim.example", format="freetext") for n in range(1, 6)])
+    client.force_login(noc_user)
+    ids = list(Report.objects.values_list("pk", flat=True))
+    response = client.post(reverse("cases:unassigned_refer"), {"ids": ids, "tab": "outside"}, follow=True)
+    assert response.status_code == 200
+    assert "did not answer within 0.3 s" in response.text
+    assert len(rdap_server.requests) == 1
+    assert Report.objects.unassigned().count() == 5
