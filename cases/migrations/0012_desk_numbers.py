@@ -29,7 +29,8 @@ class Migration(migrations.Migration):
             model_name="caseevent",
             index=models.Index(
                 condition=models.Q(("kind", "rung"), ("new__in", ["suspension", "termination"])),
-                fields=["at"],
+                fields=["at", "new"],
+                include=("case",),
                 name="caseevent_cut_off_idx",
             ),
         ),
