@@ -395,12 +395,6 @@ class CaseEvent(models.Model):
                 include=["case"],
                 name="caseevent_cut_off_idx",
             ),
-            # Suspensions and terminations per month (cases.stats.cut_offs_per_month): a few rows a month.
-            models.Index(
-                fields=["at"],
-                condition=Q(kind="rung", new__in=["suspension", "termination"]),
-                name="caseevent_cut_off_idx",
-            ),
         ]
 
     def __str__(self) -> str:
