@@ -124,8 +124,25 @@ def test_the_case_page_query_count_does_not_grow_with_reports_addresses_or_other
         make_user(f"noc-extra{i}", "noc")
     with django_assert_num_queries(len(small)):
         response = client.get(case.get_absolute_url())
-    assert len(response.context["reports"]) == 157
+    assert len(response.context["reports"].rows) == 50 and response.context["reports"].has_next
     assert len(response.context["other_cases"]) == 6
+
+
+def test_reports_are_paged_newest_first_and_the_matched_allocations_cover_every_page(client, noc_user):
+    case = _filed_case(noc_user)
+    _add_reports(case, 120, start=1)
+    client.force_login(noc_user)
+    pages = [client.get(case.get_absolute_url(), {"rp": n}).context for n in (1, 2, 3)]
+    rows = [r for context in pages for r in context["reports"].rows]
+    assert [len(c["reports"].rows) for c in pages] == [50, 50, 21]
+    assert [c["reports"].has_next for c in pages] == [True, True, False]
+    assert len({r.pk for r in rows}) == 121
+    assert [r.occurred_at for r in rows] == sorted((r.occurred_at for r in rows), reverse=True)
+    # The filed report is the oldest, on page 3; its allocation is named on page 1 all the same.
+    assert [m.allocation.network for m in pages[0]["matched_allocations"]] == ["198.51.100.0/28"]
+    page = client.get(case.get_absolute_url(), {"rp": 2}).content.decode()
+    assert 'rel="prev"' in page and 'hx-select="#case-reports-section"' in page
+    assert client.get(case.get_absolute_url(), {"rp": "x"}).status_code == 200
 
 
 # --- assigning ----------------------------------------------------------------------------------
