@@ -143,6 +143,7 @@ def main() -> None:
 
     _key_obj, key = ApiKey.objects.create_key(name="bench", scopes=["submit"], rate="1000000/s")
     print(f"statements_per_submission: {statements_per_submission(key)} statements")
+    print(f"load_average_before: {os.getloadavg()[0]:.1f} (2 cores; other work on the machine slows every figure)")
 
     port = free_port()
     server = subprocess.Popen(
@@ -181,6 +182,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         purge(redis_url, queue)
+    print(f"load_average_after: {os.getloadavg()[0]:.1f}")
     print(f"requests_per_second: {statistics.median(rates):.0f} req/s")
     print(f"p50_latency: {statistics.median(p50s):.1f} ms")
     print(f"p99_latency: {statistics.median(p99s):.1f} ms")

@@ -100,7 +100,8 @@ def test_the_case_list_costs_the_same_few_queries_for_many_cases(api):
         client.get("/api/v1/cases/?page_size=2")
     with CaptureQueriesContext(connection) as many:
         client.get("/api/v1/cases/?page_size=10")
-    assert len(many) == len(few) <= 4  # token, cases with customers and assignees, the call log (+ savepoints)
+    # The token, the cases with customers and assignees, the call log (in its own transaction on PostgreSQL).
+    assert len(many) == len(few) <= 7
 
 
 def test_one_case_shows_its_reports_events_and_notices(api, noc_user):
