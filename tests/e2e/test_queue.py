@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from cases.models import Case, CaseEvent, CaseStatus, Rung
 from tests.cases.ladder_builders import make_case
@@ -40,7 +41,8 @@ def test_a_noc_member_triages_a_case_from_the_queue(browser_page, live_server, e
     # Only the cases needing action (htmx swaps the table and the URL keeps the filter).
     page.select_option("#queue-filters select[name=status]", "action")
     page.wait_for_url("**/?*status=action*")
-    page.wait_for_function("document.querySelectorAll('#case-queue tbody tr').length === 1")
+    # Not wait_for_function: Playwright evals its predicate, which the page's CSP refuses.
+    expect(page.locator("#case-queue tbody tr")).to_have_count(1)
     assert _rows(page) == [replied.reference]
     # Open it, read it, come back, and resolve it from the queue.
     page.click(f"#case-queue a[href='{replied.get_absolute_url()}']")
@@ -79,7 +81,7 @@ def test_bulk_assign_from_the_queue(browser_page, live_server, e2e_user, cases, 
     assert assignees == {cases["replied"].pk: colleague.pk, cases["quiet"].pk: colleague.pk, cases["other"].pk: None}
     # The assignee filter shows them.
     page.select_option("#queue-filters select[name=assignee]", str(colleague.pk))
-    page.wait_for_function("document.querySelectorAll('#case-queue tbody tr').length === 2")
+    expect(page.locator("#case-queue tbody tr")).to_have_count(2)
     assert sorted(_rows(page)) == sorted([cases["replied"].reference, cases["quiet"].reference])
     assert page.outside_requests == []
 
