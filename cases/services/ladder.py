@@ -289,11 +289,14 @@ def load_facts(cases: Iterable[Case], now: datetime) -> dict[int, CaseFacts]:
     oldest = now - timedelta(days=max(p.window_days for p in policies.values()))
 
     reports: dict[int, list[ReportFact]] = defaultdict(list)
-    for case_id, at, reporter, needs, confirmed, rejected in Report.objects.filter(
+    for case_id, at, reporter, needs, confirmed, rejected, fmt in Report.objects.filter(
         case_id__in=ids, duplicate_of__isnull=True, occurred_at__gte=oldest
-    ).values_list("case_id", "occurred_at", "reporter", "needs_confirmation", "confirmed_at", "rejected_at"):
+    ).values_list("case_id", "occurred_at", "reporter", "needs_confirmation", "confirmed_at", "rejected_at", "format"):
+        # A DMARC aggregate row is nobody's complaint: it is no voice toward distinct_reporters_to_count,
+        # so DMARC reports alone never start a notice (they count once a NOC member confirms them).
+        voice = "" if fmt == "dmarc" else reporter
         reports[case_id].append(
-            ReportFact(at, reporter, trusted=not needs or confirmed is not None, rejected=rejected is not None)
+            ReportFact(at, voice, trusted=not needs or confirmed is not None, rejected=rejected is not None)
         )
 
     approvals = {

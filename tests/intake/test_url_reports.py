@@ -11,8 +11,9 @@ import pytest
 
 from abusedesk.lib import dns as adns
 from cases.intake import parse
-from cases.models import Report, ReporterSource, Trust
+from cases.models import Case, Policy, Report, ReporterSource, Trust
 from cases.services.filing import record_reports
+from cases.services.ladder import counting_reports, load_facts
 from tests.cases.helpers import customer_with
 
 from . import RECEIVED_AT, fixture
@@ -75,3 +76,19 @@ def test_dmarc_rows_are_filed_needing_confirmation_even_from_a_trusted_source():
     reports = Report.objects.all()
     assert {r.ip for r in reports} == {"203.0.113.90", "198.51.100.91"}
     assert all(r.needs_confirmation and r.format == "dmarc" for r in reports)
+
+
+@pytest.mark.django_db
+def test_dmarc_reports_from_two_providers_never_start_a_notice_alone():
+    customer_with("203.0.113.0/24", "DMARC-2", valid_from=datetime(2020, 1, 1, tzinfo=UTC))
+    for name in ("precision/dmarc_zip.eml", "precision/dmarc_gz.eml"):
+        events = parse(fixture(name), received_at=RECEIVED_AT).events
+        for event in events:  # both providers' rows about one address of the customer
+            event.ip = "203.0.113.90"
+        record_reports(events)
+    case = Case.objects.select_related("customer").get()
+    assert len({r.reporter for r in case.reports.all()}) == 2
+    now = datetime(2024, 1, 25, tzinfo=UTC)
+    facts = load_facts([case], now)[case.pk]
+    counted, waiting = counting_reports(facts, Policy.cached(case.customer.kind), now)
+    assert counted == [] and waiting == 2
