@@ -91,7 +91,7 @@ def load(port: int, key: str, seconds: float, concurrency: int, run: int, out) -
     for t in threads:
         t.join()
     elapsed = time.monotonic() - began
-    out.send(([x for per in latencies for x in per], sum(errors), elapsed))
+    out.send(([x for per in latencies for x in per], sum(errors), elapsed, time.process_time()))
 
 
 def main() -> None:
@@ -116,10 +116,12 @@ def main() -> None:
     from bench.common import bench_database
 
     queue = f"bench_api_{uuid.uuid4().hex[:8]}"
+    db_url = bench_database(database_url, "_bench_api")
+    db_name = db_url.rsplit("/", 1)[1]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
-        "DATABASE_URL": bench_database(database_url, "_bench_api"),
+        "DATABASE_URL": db_url,
         "DEBUG": "false",
         "SECRET_KEY": "bench-only",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -163,17 +165,22 @@ def main() -> None:
     )
     try:
         wait_for(port, key, args.workers * 3)
-        rates, p99s, p50s = [], [], []
+        rates, p99s, p50s, cpu_costs = [], [], [], []
         for run in range(args.runs):
             receiver, sender = multiprocessing.Pipe(duplex=False)
             proc = multiprocessing.Process(target=load, args=(port, key, args.seconds, args.concurrency, run, sender))
             proc.start()
-            latencies, errors, elapsed = receiver.recv()
+            web_before, db_before = cpu_seconds(server.pid, "server"), cpu_seconds(db_name, "db")
+            latencies, errors, elapsed, load_cpu = receiver.recv()
             proc.join()
+            web_cpu = cpu_seconds(server.pid, "server") - web_before
+            db_cpu = cpu_seconds(db_name, "db") - db_before
             latencies.sort()
             rate = len(latencies) / elapsed
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
             p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+            done = max(len(latencies), 1)
+            cpu_costs.append((web_cpu / done * 1000, db_cpu / done * 1000, load_cpu / done * 1000))
             rates.append(rate)
             p99s.append(p99)
             p50s.append(p50)
@@ -186,6 +193,12 @@ def main() -> None:
     print(f"requests_per_second: {statistics.median(rates):.0f} req/s")
     print(f"p50_latency: {statistics.median(p50s):.1f} ms")
     print(f"p99_latency: {statistics.median(p99s):.1f} ms")
+    web, db, gen = (statistics.median(c[i] for c in cpu_costs) for i in range(3))
+    # What one submission costs in CPU, whatever else the machine runs: the capacity of 2 idle cores.
+    print(f"cpu_per_request_web: {web:.2f} ms (gunicorn workers)")
+    print(f"cpu_per_request_db: {db:.2f} ms (PostgreSQL backends)")
+    print(f"cpu_per_request_loadgen: {gen:.2f} ms")
+    print(f"capacity_two_idle_cores: {2000 / (web + db + gen):.0f} req/s (2 cores / CPU per request, all three)")
     from cases.models import InboundMessage
 
     print(f"messages_stored: {InboundMessage.objects.count()} messages")
@@ -207,6 +220,30 @@ def statements_per_submission(key: str) -> int:
     for q in queries.captured_queries:
         print(f"  sql: {q['sql'][:110]}")
     return len(queries)
+
+
+def cpu_seconds(which, kind: str) -> float:
+    """CPU seconds used so far by gunicorn's workers (children of the master pid), or by the
+    PostgreSQL backends connected to the bench database (read from /proc: same machine, as root)."""
+    if kind == "server":
+        pids = []
+        for task in Path(f"/proc/{which}/task").iterdir():
+            pids += (task / "children").read_text().split()
+    else:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [which])
+            pids = [str(row[0]) for row in cursor.fetchall()]
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
 
 
 def wait_for(port: int, key: str, answers: int) -> None:
