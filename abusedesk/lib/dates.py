@@ -66,6 +66,7 @@ _EPOCH_MS = re.compile(r"\d{13}")
 # Day-first numeric dates ("15.01.2024 14:02", "15/01/2024"): European feeds write them so.
 _DAY_FIRST = re.compile(r"^\d{1,2}[./]\d{1,2}[./]\d{4}\b")
 _CLF_FORMATS = ("%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S")
+_UTC_SUFFIX = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(?:UTC|GMT|Z)$", re.I)
 _HAS_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _TRAILING_COMMENT = re.compile(r"\s*\([^)]*\)\s*$")
 
@@ -103,6 +104,12 @@ def _read(text: str) -> datetime | None:
         return datetime.fromisoformat(text)  # the strict fast path: "2015-01-22 01:30:25", "...Z", "+02:00"
     except ValueError:
         pass
+    utc_named = _UTC_SUFFIX.match(text)
+    if utc_named:  # "2024-01-18 02:11:09 UTC": the commonest form in lists, without dateutil's cost
+        try:
+            return datetime.fromisoformat(utc_named.group(1)).replace(tzinfo=UTC)
+        except ValueError:
+            pass
     for fmt in _CLF_FORMATS:  # "10/Oct/2024:13:55:36 -0700": web server logs; dateutil misreads the colon
         try:
             return datetime.strptime(text, fmt)
