@@ -195,7 +195,7 @@ def annotate_needs(cases: QuerySet[Case], now: datetime) -> QuerySet[Case]:
 
 
 def queue_cases(params: dict, user, now: datetime) -> tuple[QuerySet[Case], case_search.Search]:
-    cases = annotate_needs(Case.objects.select_related("customer", "assignee"), now)
+    cases = annotate_needs(Case.objects.all(), now)
     status = params["status"]
     if status == "active":
         cases = cases.open()
@@ -235,45 +235,49 @@ def queue_cases(params: dict, user, now: datetime) -> tuple[QuerySet[Case], case
     return cases, found
 
 
-def since_times(cases: list[Case]) -> None:
-    """case.since for the cases on the page that need action: one query for the whole page."""
-    ids = [c.pk for c in cases if c.need != NOTHING]
-    found: dict[int, dict] = {}
-    if ids:
-        latest = {
-            "approval": Approval.objects.pending().filter(case=OuterRef("pk")).order_by("proposed_at"),
-            "failed": Notice.objects.filter(case=OuterRef("pk"), status=NoticeStatus.FAILED).order_by("created_at"),
-            "replied": CustomerReply.objects.filter(case=OuterRef("pk"), reviewed_at__isnull=True).order_by(
-                "received_at"
-            ),
-            "proposed": CaseEvent.objects.filter(case=OuterRef("pk"), kind="proposed").order_by("-at"),
-        }
-        columns = {"approval": "proposed_at", "failed": "created_at", "replied": "received_at", "proposed": "at"}
-        rows = (
-            Case.objects.filter(pk__in=ids)
-            .order_by()
-            .annotate(**{f"{k}_at": Subquery(qs.values(columns[k])[:1]) for k, qs in latest.items()})
-            .values("pk", *(f"{k}_at" for k in latest))
-        )
-        found = {row["pk"]: row for row in rows}
+# When each reason to act began: the earliest unanswered event of that kind, per case on the page.
+SINCE_SUBQUERIES = {
+    "failed_at": (Notice.objects.filter(status=NoticeStatus.FAILED), "created_at"),
+    "replied_at": (CustomerReply.objects.filter(reviewed_at__isnull=True), "received_at"),
+    "approval_at": (Approval.objects.pending(), "proposed_at"),
+    "proposed_at": (CaseEvent.objects.filter(kind="proposed"), "-at"),
+}
+
+
+def page_rows(ids: list[int], now: datetime) -> list[Case]:
+    """The page's cases, in the order of ids, with their reason to act and since when: one query.
+
+    The queue sorts ids only (a narrow top-N sort over the open cases); the rows, their customer,
+    assignee and the per-case subqueries are read for the page's 10 to 100 cases alone."""
+    since = {
+        name: Subquery(qs.filter(case=OuterRef("pk")).order_by(order).values(order.lstrip("-"))[:1])
+        for name, (qs, order) in SINCE_SUBQUERIES.items()
+    }
+    rows = (
+        annotate_needs(Case.objects.select_related("customer", "assignee"), now)
+        .annotate(**since)
+        .order_by()
+        .in_bulk(ids)
+    )
+    cases = [rows[pk] for pk in ids if pk in rows]
     for case in cases:
         case.need_key = next((k for k, v in NEEDS.items() if v[0] == case.need), "")
         case.need_label = NEEDS[case.need_key][1] if case.need_key else ""
         case.need_title = NEEDS[case.need_key][2] if case.need_key else ""
-        row = found.get(case.pk, {})
         at = {
-            "failed": row.get("failed_at"),
-            "replied": row.get("replied_at"),
-            "review": _review_since(case, row),
-            "approval": row.get("approval_at"),
+            "failed": case.failed_at,
+            "replied": case.replied_at,
+            "review": _review_since(case),
+            "approval": case.approval_at,
             "new": case.opened_at,
         }.get(case.need_key)
         case.since = Since(case.need_key, at or case.opened_at, _target(case.need_key)) if case.need_key else None
+    return cases
 
 
-def _review_since(case: Case, row: dict) -> datetime | None:
+def _review_since(case: Case) -> datetime | None:
     if case.proposed_rung is not None:
-        return row.get("proposed_at") or case.updated_at
+        return case.proposed_at or case.updated_at
     return case.hold_until
 
 
@@ -329,8 +333,8 @@ def home(request: HttpRequest) -> HttpResponse:
     params = QueueFilterForm(request.GET).values()
     now = timezone.now()
     cases, found = queue_cases(params, request.user, now)
-    page = Paginator(cases, params["size"]).get_page(request.GET.get("page"))
-    since_times(page.object_list)
+    page = Paginator(cases.values_list("pk", flat=True), params["size"]).get_page(request.GET.get("page"))
+    page.object_list = page_rows(list(page.object_list), now)
     people = list(colleagues())
     context = {
         "page": page,
