@@ -37,11 +37,13 @@ EXPECTED: dict[str, Exact] = {
     "chain_filtering_service.eml": Exact(frozenset({"198.51.100.9"})),
     "chain_forwarded_by_mailbox_provider.eml": Exact(frozenset({"192.0.2.200"})),
     "chain_cgnat_and_ula_hops.eml": Exact(frozenset({"2001:db8:4:5::25"})),
+    "chain_yahoo_exim_style.eml": Exact(frozenset({"203.0.113.210"})),
     # An explicit offender line wins over the chain and over everything else in the text.
     "explicit_source_ip_with_chain.eml": Exact(
         frozenset({"198.51.100.77"}), times={"198.51.100.77": _t("2024-01-19 15:21:44")}
     ),
     "explicit_offending_ip_prose.eml": Exact(frozenset({"203.0.113.45"})),
+    "explicit_source_with_log_rows.eml": Exact(frozenset({"198.51.100.5"})),
     "explicit_table_column.eml": Exact(
         frozenset({"198.51.100.201"}), times={"198.51.100.201": _t("2024-01-21 02:44:17")}
     ),
