@@ -64,6 +64,7 @@ class ApiMiddleware:
             status=response.status_code,
             duration_ms=int((time.monotonic() - started) * 1000),
             remote_addr=request.META.get("REMOTE_ADDR") or None,
+            message_id=getattr(request, "api_message_id", None),
         )
         try:
             if connection.vendor != "postgresql":

@@ -74,6 +74,10 @@ class ApiCall(models.Model):
     status = models.PositiveSmallIntegerField()
     duration_ms = models.PositiveIntegerField(default=0)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    # The message a submission stored: a token with only the submit scope may follow its own.
+    message = models.ForeignKey(
+        "cases.InboundMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -81,6 +85,8 @@ class ApiCall(models.Model):
         indexes = [
             # The token admin's "recent calls" and an admin's filter by token.
             models.Index(fields=["key", "at"], name="apicall_key_time_idx"),
+            # A submit-only token reading a message it sent (api.views.MessageDetailView).
+            models.Index(fields=["message", "key"], name="apicall_message_key_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-"""Scopes: each view names the scope each method needs; a token without it gets 403."""
+"""Scopes: each view names the scope each method needs (or a tuple: any of them); a token without it gets 403."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rest_framework import exceptions, permissions
 from api.models import ApiKey
 
 
-def required_scope(view, method: str) -> str | None:
+def required_scope(view, method: str) -> str | tuple[str, ...] | None:
     scopes = getattr(view, "scopes", None) or {}
     return scopes.get(method, scopes.get("*"))
 
@@ -19,6 +19,8 @@ class HasScope(permissions.BasePermission):
             return True
         if not isinstance(request.auth, ApiKey):
             raise exceptions.NotAuthenticated("This call needs a token: send `Authorization: Api-Key <token>`.")
-        if not request.auth.has_scope(scope):
-            raise exceptions.PermissionDenied(f'This token lacks the "{scope}" scope.')
+        scopes = scope if isinstance(scope, tuple) else (scope,)
+        if not any(request.auth.has_scope(s) for s in scopes):
+            wanted = " or ".join(f'"{s}"' for s in scopes)
+            raise exceptions.PermissionDenied(f"This token lacks the {wanted} scope.")
         return True

@@ -25,7 +25,7 @@ from abusedesk.roles import ADMIN, NOC, has_role
 from api import serializers as s
 from api import services as api_services
 from api.errors import error_body
-from api.models import Scope
+from api.models import ApiCall, Scope
 from cases.intake import api_events
 from cases.models import (
     Approval,
@@ -120,6 +120,7 @@ class ReportSubmitView(APIView):
                 detail=f"Send application/json or message/rfc822, not {content_type or 'no content type'}.",
             )
         message, created = intake.receive(raw, Channel.API, actor=request.user)
+        request._request.api_message_id = message.pk  # logged with the call: the token may follow it
         url = reverse("api:message_detail", args=[message.pk])
         data = {"id": message.pk, "status": message.status, "created": created, "url": url}
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
@@ -143,7 +144,9 @@ class ReportSubmitView(APIView):
 
 
 class MessageDetailView(generics.RetrieveAPIView):
-    scopes = {"GET": Scope.READ}
+    """Any message for a read token; for a submit-only token, the messages it submitted."""
+
+    scopes = {"GET": (Scope.READ, Scope.SUBMIT)}
     serializer_class = s.MessageSerializer
 
     @extend_schema(
@@ -157,7 +160,10 @@ class MessageDetailView(generics.RetrieveAPIView):
         reports = Report.objects.only(
             "id", "message_id", "ip", "port", "occurred_at", "category", "case_id", "duplicate_of_id"
         )
-        return InboundMessage.objects.prefetch_related(Prefetch("reports", queryset=reports.order_by("id")))
+        messages = InboundMessage.objects.prefetch_related(Prefetch("reports", queryset=reports.order_by("id")))
+        if not self.request.auth.has_scope(Scope.READ):
+            messages = messages.filter(pk__in=ApiCall.objects.filter(key=self.request.auth).values("message_id"))
+        return messages
 
 
 # --- reads -------------------------------------------------------------------------------------

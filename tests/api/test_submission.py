@@ -187,3 +187,29 @@ def test_an_empty_body_or_an_unknown_content_type_is_refused(api):
     response = client.post(URL, data=b"<x/>", content_type="application/xml")
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]["message"]
+
+
+def test_a_submit_only_token_follows_its_own_messages_and_no_others(api, token):
+    _mine, mine = token("submit")
+    _theirs, theirs = token("submit")
+    from tests.api.conftest import client_for
+
+    message_id = post_json(client_for(mine), event()).json()["id"]
+    assert client_for(mine).get(f"/api/v1/messages/{message_id}/").status_code == 200
+    assert client_for(theirs).get(f"/api/v1/messages/{message_id}/").status_code == 404
+    assert api("read").get(f"/api/v1/messages/{message_id}/").status_code == 200
+
+
+def test_the_same_event_in_another_body_is_filed_as_a_duplicate(api):
+    customer_with("198.51.100.0/24", "R-102")
+    client = api("submit")
+    first = post_json(client, event(evidence="first copy")).json()["id"]
+    second = post_json(client, event(evidence="second copy")).json()["id"]
+    assert first != second
+    process_message(first)
+    process_message(second)
+    original = Report.objects.get(message_id=first)
+    # As for mail: the repeat is counted on the original, not stored again.
+    assert not Report.objects.filter(message_id=second).exists()
+    original.refresh_from_db()
+    assert original.duplicate_count == 1 and original.case.report_count == 1
