@@ -375,6 +375,9 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # In-process (eager) tasks would log every run at INFO; workers configure their own logging.
         "celery.app.trace": {"level": "WARNING"},
+        # django-axes announces itself at every start, into every command's stderr (the mail pipe's
+        # log); its failed-sign-in and lockout lines (axes.handlers) still log at INFO.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 
