@@ -352,6 +352,8 @@ class Report(models.Model):
             # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
             # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
             models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
+            # The queue's search by address or network: case ids read from the index alone (cases.search).
+            models.Index(fields=["ip", "case"], name="report_ip_case_idx"),
         ]
 
     def __str__(self) -> str:

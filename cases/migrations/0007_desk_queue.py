@@ -35,5 +35,9 @@ class Migration(migrations.Migration):
             model_name="report",
             index=models.Index(django.db.models.functions.text.Upper("reporter"), name="report_reporter_upper_idx"),
         ),
+        migrations.AddIndex(
+            model_name="report",
+            index=models.Index(fields=["ip", "case"], name="report_ip_case_idx"),
+        ),
         migrations.RunPython(add_fts_index, drop_fts_index, elidable=False),
     ]

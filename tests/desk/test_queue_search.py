@@ -149,6 +149,6 @@ def test_on_postgresql_cidr_and_words_are_answered_from_indexes(spread):
                 else search.reporter_q(search.parse(term).value)
             )
             plans[name] = reports.explain()
-    assert "report_ip_time_idx" in plans["network"]
+    assert "report_ip_case_idx" in plans["network"]
     assert "report_evidence_fts_idx" in plans["text"]
     assert "report_reporter_upper_idx" in plans["reporter"]
