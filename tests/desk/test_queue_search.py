@@ -7,12 +7,13 @@ import ipaddress
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.urls import reverse
 
 from cases import search
 from cases.models import Case, Report
 from cases.services.filing import record_reports
-from customers.models import Contact
+from customers.models import Contact, Customer
 from tests.cases.helpers import customer_with, event
 
 pytestmark = pytest.mark.django_db
@@ -149,6 +150,9 @@ def test_on_postgresql_cidr_and_words_are_answered_from_indexes(spread):
                 else search.reporter_q(search.parse(term).value)
             )
             plans[name] = reports.explain()
+        customers = Customer.objects.filter(Q(account__iexact="in-3") | Q(name__icontains="shop"))
+        plans["customer"] = customers.explain()
     assert "report_ip_case_idx" in plans["network"]
     assert "report_evidence_fts_idx" in plans["text"]
     assert "report_reporter_upper_idx" in plans["reporter"]
+    assert "customer_account_upper_idx" in plans["customer"] and "customer_name_trgm_idx" in plans["customer"]
