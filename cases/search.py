@@ -58,7 +58,7 @@ class Search:
 
 
 def parse(term: str) -> Search:
-    term = (term or "").strip()[:MAX_TERM]
+    term = (term or "").strip()[:MAX_TERM].strip()
     if not term:
         return Search("", "")
     if match := _CASE_REF.match(term):

@@ -98,7 +98,7 @@ def colleagues() -> QuerySet:
 class QueueFilterForm(forms.Form):
     """The queue's GET parameters; anything invalid is dropped, never an error page."""
 
-    q = forms.CharField(required=False, max_length=case_search.MAX_TERM)
+    q = forms.CharField(required=False)  # cut to case_search.MAX_TERM when parsed, never refused
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
     need = forms.ChoiceField(required=False, choices=[("", "Any")] + [(k, v[1]) for k, v in NEEDS.items()])
     rung = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[("", "Any")] + Rung.choices)

@@ -156,3 +156,9 @@ def test_on_postgresql_cidr_and_words_are_answered_from_indexes(spread):
     assert "report_evidence_fts_idx" in plans["text"]
     assert "report_reporter_upper_idx" in plans["reporter"]
     assert "customer_account_upper_idx" in plans["customer"] and "customer_name_trgm_idx" in plans["customer"]
+
+
+def test_a_very_long_search_is_cut_not_ignored(client, noc_user, spread):
+    client.force_login(noc_user)
+    response = client.get(reverse("cases:home"), {"q": "100.64.3.255" + " " * 300 + "x"})
+    assert [c.customer.account for c in response.context["page"]] == ["IN-3"]
