@@ -150,6 +150,8 @@ def test_on_postgresql_cidr_and_words_are_answered_from_indexes(spread):
                 else search.reporter_q(search.parse(term).value)
             )
             plans[name] = reports.explain()
+        # Bitmap scans only: on a table this small a full scan of another index can look as cheap.
+        cursor.execute("SET LOCAL enable_indexscan = off")
         customers = Customer.objects.filter(Q(account__iexact="in-3") | Q(name__icontains="shop"))
         plans["customer"] = customers.explain()
     assert "report_ip_case_idx" in plans["network"]
