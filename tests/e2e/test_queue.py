@@ -47,6 +47,7 @@ def test_a_noc_member_triages_a_case_from_the_queue(browser_page, live_server, e
     # Open it, read it, come back, and resolve it from the queue.
     page.click(f"#case-queue a[href='{replied.get_absolute_url()}']")
     page.wait_for_url(f"**{replied.get_absolute_url()}")
+    assert page.locator("#case-queue").count() == 0  # the case page itself, not swapped into the queue
     page.go_back()
     page.wait_for_selector(f"#queue-case-{replied.pk}")
     page.check(f"#queue-case-{replied.pk} input[name=case]")
@@ -103,5 +104,13 @@ def test_search_by_cidr(browser_page, live_server, e2e_user, roles, tmp_path):
     assert "reports from inside the network" in page.locator("#queue-search").inner_text()
     accounts = page.locator("#case-queue tbody tr td:nth-child(5)").all_inner_texts()
     assert sorted(a.split()[0] for a in accounts) == ["IN-1", "IN-3"]
+    # Sorting keeps the search (htmx swaps the table; the URL says both).
+    page.click("#case-queue th a[data-sort=customer]")
+    page.wait_for_url("**sort=customer*")
+    assert "q=100.64.0.0%2F22" in page.url
+    page.click("#case-queue th a[data-sort=customer]")
+    page.wait_for_url("**sort=-customer*")
+    accounts = page.locator("#case-queue tbody tr td:nth-child(5)").all_inner_texts()
+    assert [a.split()[0] for a in accounts] == ["IN-3", "IN-1"]
     page.screenshot(path=str(tmp_path / "queue-cidr.png"), full_page=True)
     assert page.outside_requests == []
