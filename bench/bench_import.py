@@ -1,7 +1,10 @@
-"""Benchmark: import_leases on a realistic RADIUS/DHCP session log.
+"""Benchmark: import_allocations on a customer file, and import_leases on a realistic RADIUS/DHCP session log.
 
     DATABASE_URL=postgres://abusedesk:abusedesk@127.0.0.1:5432/abusedesk \\
-        .venv/bin/python bench/bench_import.py --rows 1000000
+        .venv/bin/python bench/bench_import.py --rows 1000000 [--only allocations|leases|both]
+
+import_allocations: a 60,108-row file (50,000 customers with a contact each, 10,000 business /29
+blocks, 108 rows that are rejected), imported twice (the second run changes nothing).
 
 It never touches the database named in DATABASE_URL: it connects there only to create (and at
 the end drop) a separate database, abusedesk_bench, migrates it, creates the customers, writes
@@ -94,6 +97,52 @@ def write_lease_log(path: Path, rows: int, pool: int, accounts: list[str], seed:
         fh.writelines(f"{ip},{account},{start},{stop}\n" for _, ip, account, start, stop in sessions)
 
 
+def write_allocation_file(path: Path, customers: int, blocks: int, bad: int) -> int:
+    """`customers` customers with a contact each, `blocks` business /29s (each a customer of its own,
+    named again with its block), and `bad` rows that are rejected (unknown kind, host bits, no name)."""
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("account,name,kind,email,network,valid_from,valid_to\n")
+        for n in range(customers):
+            fh.write(f"R{n:07d},Resident {n},residential,r{n}@mail.example,,,\n")
+        for n in range(blocks):
+            net = f"{100 + n // 8192}.{(n // 32) % 256}.{(n % 32) * 8}.0/29"
+            fh.write(f"B{n:06d},Business {n},business,noc{n}@biz{n}.example,{net},2024-01-01T00:00:00Z,\n")
+        for n in range(bad):
+            fh.write((f"X{n},Bad,gold,,,,\n", f"X{n},Bad,,,192.0.2.1/29,,\n", f"X{n},,,,,,\n")[n % 3])
+    return customers + blocks + bad
+
+
+def bench_allocations(args) -> None:
+    """import_allocations on a 60,108-row file (50,000 customers with contacts, 10,000 business
+    blocks, 108 bad rows), twice: the second run must change nothing."""
+    from django.core.management import call_command
+
+    from customers.models import Allocation, AllocationChange, Contact, Customer
+
+    workdir = Path(tempfile.mkdtemp(prefix="abusedesk-bench-alloc-"))
+    path = workdir / "allocations.csv"
+    rows = write_allocation_file(path, args.alloc_customers, args.alloc_blocks, args.alloc_bad)
+    print(f"allocation_rows: {rows} rows")
+    for label in ("first", "second"):
+        out = io.StringIO()
+        t0 = time.perf_counter()
+        call_command("import_allocations", str(path), "--no-progress", stdout=out, stderr=io.StringIO())
+        seconds = time.perf_counter() - t0
+        prefix = "allocations_" if label == "first" else "allocations_second_run_"
+        print(f"{prefix}seconds: {seconds:.1f} s")
+        print(f"{prefix}rows_per_second: {rows / seconds:.0f} rows/s")
+        for line in out.getvalue().splitlines():
+            key = line.split(": ")[0]
+            if key in {"created", "updated", "unchanged", "rejected"}:
+                print(f"{prefix}{key}: {line.split(': ')[1]} rows", flush=True)
+    print(f"allocations_customers: {Customer.objects.count()} rows")
+    print(f"allocations_contacts: {Contact.objects.count()} rows")
+    print(f"allocations_allocations: {Allocation.objects.count()} rows")
+    print(f"allocations_audit_rows: {AllocationChange.objects.count()} rows")
+    path.unlink()
+    workdir.rmdir()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -101,6 +150,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument(
+        "--only", choices=["leases", "allocations", "both"], default="both", help="which import to measure"
+    )
+    parser.add_argument("--alloc-customers", type=int, default=50_000)
+    parser.add_argument("--alloc-blocks", type=int, default=10_000)
+    parser.add_argument("--alloc-bad", type=int, default=108)
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -120,12 +175,16 @@ def main() -> None:
 
     try:
         call_command("migrate", verbosity=0, interactive=False)
+        print(f"database: {connection.vendor}", flush=True)
+        if args.only in ("allocations", "both"):
+            bench_allocations(args)
+        if args.only == "allocations":
+            return
         accounts = [f"R{n:07d}" for n in range(args.customers)]
         Customer.objects.bulk_create([Customer(account=a, name=f"Resident {a}") for a in accounts], batch_size=5000)
         csv_path = workdir / "leases.csv"
         t0 = time.perf_counter()
         write_lease_log(csv_path, args.rows, args.pool, accounts, args.seed)
-        print(f"database: {connection.vendor}", flush=True)
         print(f"csv_write_seconds: {time.perf_counter() - t0:.1f} s", flush=True)
         print(f"csv_bytes: {csv_path.stat().st_size} bytes", flush=True)
 

@@ -39,7 +39,7 @@ from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from abusedesk.lib import dates
@@ -61,7 +61,9 @@ LEASE_COLUMNS = ("ip", "account", "start", "stop")
 # a multi-megabyte JSON value that the admin page then has to load and render.
 MAX_STORED_ERRORS = 1000
 LEASE_BATCH_ROWS = 50_000
-ALLOCATION_PROGRESS_EVERY = 200
+# Allocation rows are checked in memory and written in batches this big (bulk look-ups, bulk
+# writes, audit rows in bulk): 60,000 rows one by one through the services took 284 s.
+ALLOCATION_BATCH_ROWS = 2000
 
 Progress = Callable[[int, int], None]  # (processed rows, total rows; 0 when unknown)
 Rejected = Callable[[int, str], None]  # (line number, reason)
@@ -305,28 +307,48 @@ def import_allocations(
         if on_reject:
             on_reject(line, reason)
 
-    saved_at = 0
+    def count(outcome: str) -> None:
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+
+    def flush(batch: list[tuple[int, list[str]]]) -> None:
+        _import_allocation_batch(batch, now=now, actor=actor, label=label, count=count, reject=reject)
+        summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
+        _save_counters(run, summary)
+        if progress:
+            progress(summary.processed, summary.total_rows)
+
+    batch: list[tuple[int, list[str]]] = []
     with _open_binary(source) as fh:
         for lineno, values in _rows(fh, ALLOCATION_COLUMNS, reject):
-            try:
-                outcome = _import_allocation_row(values, now=now, actor=actor, label=label)
-            except RowError as exc:
-                reject(lineno, str(exc))
-            else:
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
-            summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
-            if summary.processed - saved_at >= ALLOCATION_PROGRESS_EVERY:
-                saved_at = summary.processed
-                _save_counters(run, summary)
-                if progress:
-                    progress(summary.processed, summary.total_rows)
+            batch.append((lineno, values))
+            if len(batch) >= ALLOCATION_BATCH_ROWS:
+                flush(batch)
+                batch = []
+    if batch:
+        flush(batch)
     summary.processed = summary.created + summary.updated + summary.unchanged + summary.rejected
     if progress:
         progress(summary.processed, summary.total_rows)
     return summary
 
 
-def _import_allocation_row(values: list[str], *, now: datetime, actor, label: str) -> str:
+@dataclass
+class _AllocationRow:
+    """One allocation-file row, checked: what it asks for, before anything is looked up."""
+
+    line: int
+    account: str
+    name: str
+    kind: str
+    email: str
+    network: str | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    from_text: str
+
+
+def _check_allocation_row(values: list[str], *, now: datetime, line: int = 0) -> _AllocationRow:
+    """The checks a row passes on its own (RowError otherwise); the database is not asked."""
     account, name, kind, email, network_text, from_text, to_text = values
     if not account:
         raise RowError("account is empty")
@@ -356,6 +378,15 @@ def _import_allocation_row(values: list[str], *, now: datetime, actor, label: st
     valid_to = parse_time(to_text, "valid_to") if to_text else None
     if valid_to is not None and valid_to <= (valid_from or now):
         raise RowError(f"valid_to {to_text} is not after valid_from {from_text or '(now)'}")
+    return _AllocationRow(line, account, name, kind, email, network, valid_from, valid_to, from_text)
+
+
+def _import_allocation_row(values: list[str], *, now: datetime, actor, label: str) -> str:
+    """One row through the allocation services (locks, full_clean, audit row): the slow path, for
+    a batch that could not be written at once."""
+    row = _check_allocation_row(values, now=now)
+    account, name, kind, email = row.account, row.name, row.kind, row.email
+    network, valid_from, valid_to = row.network, row.valid_from, row.valid_to
 
     created = updated = False
     try:
@@ -440,6 +471,267 @@ def _upsert_allocation(
         raise RowError(f"valid_to {valid_to.isoformat()} is not after the allocation's start")
     services.update_allocation(existing, valid_to=valid_to, actor=actor, actor_label=label)
     return "updated"
+
+
+def _import_allocation_batch(
+    batch: list[tuple[int, list[str]]],
+    *,
+    now: datetime,
+    actor,
+    label: str,
+    count: Callable[[str], None],
+    reject: Rejected,
+) -> None:
+    """A batch of allocation rows: decided in memory against the rows it locks, written in bulk.
+
+    The same rules and messages as the row-by-row services: each row is all or nothing (a row's
+    customer, contact and allocation are written only when the whole row passed), later rows see
+    what earlier rows of the file did, and every created or changed allocation gets its
+    AllocationChange. A batch the database refuses (a concurrent writer) goes row by row.
+    """
+    checked: list[_AllocationRow] = []
+    for line, values in batch:
+        try:
+            checked.append(_check_allocation_row(values, now=now, line=line))
+        except RowError as exc:
+            reject(line, str(exc))
+    if not checked:
+        return
+    try:
+        with transaction.atomic():
+            outcomes = _AllocationBatch(checked, now=now, actor=actor, label=label).run()
+    except (IntegrityError, ValidationError):
+        for row in checked:
+            values = [row.account, row.name, row.kind, row.email, row.network or "", row.from_text, ""]
+            values[6] = row.valid_to.isoformat() if row.valid_to else ""
+            try:
+                count(_import_allocation_row(values, now=now, actor=actor, label=label))
+            except RowError as exc:
+                reject(row.line, str(exc))
+        return
+    for row, outcome in outcomes:
+        if isinstance(outcome, RowError):
+            reject(row.line, str(outcome))
+        else:
+            count(outcome)
+
+
+def _locked_by(model, column: str, values: set[str]) -> list:
+    """Rows of model whose column is one of values, locked FOR UPDATE, in primary key order.
+
+    On PostgreSQL a join with the list, not `IN (...)`: while an import fills the table its
+    statistics still say "empty", and a sequential scan comparing every row with a 2,000-item
+    list made each batch slower than the one before (60,000 rows took 149 s).
+    """
+    if not values:
+        return []
+    if connection.vendor != "postgresql":
+        return list(model.objects.select_for_update().filter(**{f"{column}__in": values}).order_by("pk"))
+    table = connection.ops.quote_name(model._meta.db_table)
+    field = connection.ops.quote_name(model._meta.get_field(column).column)
+    sql = (
+        f"SELECT t.* FROM {table} AS t JOIN unnest(%s::text[]) AS v(value) ON t.{field} = v.value "
+        "ORDER BY t.id FOR UPDATE OF t"
+    )
+    return list(model.objects.raw(sql, [sorted(values)]))
+
+
+class _AllocationBatch:
+    def __init__(self, rows: list[_AllocationRow], *, now: datetime, actor, label: str) -> None:
+        self.rows = rows
+        self.now = now
+        self.actor = actor if getattr(actor, "is_authenticated", False) else None
+        self.label = label or (actor.get_username() if self.actor else "system")
+        accounts = {r.account for r in rows}
+        networks = {r.network for r in rows if r.network}
+        # Locked as the services lock them: the customers by account, the allocations by network.
+        self.customers = {c.account: c for c in _locked_by(Customer, "account", accounts)}
+        by_pk = {c.pk: c for c in self.customers.values()}
+        self.contacts = {
+            (customer_id, email.lower())
+            for customer_id, email in Contact.objects.filter(customer_id__in=list(by_pk)).values_list(
+                "customer_id", "email"
+            )
+        }
+        self.by_network: dict[str, list[Allocation]] = {n: [] for n in networks}
+        holders = {}
+        for allocation in _locked_by(Allocation, "network", networks):
+            if allocation.is_port_block:
+                continue
+            if allocation.customer_id not in by_pk and allocation.customer_id not in holders:
+                holders[allocation.customer_id] = None
+            self.by_network[allocation.network].append(allocation)
+        holders.update(Customer.objects.in_bulk(list(holders)))
+        for allocations in self.by_network.values():
+            for allocation in allocations:
+                allocation.customer = by_pk.get(allocation.customer_id) or holders[allocation.customer_id]
+        self.new_customers: list[Customer] = []
+        self.changed_customers: dict[str, Customer] = {}
+        self.new_contacts: list[tuple[Customer, str]] = []
+        self.pending_contacts: set[tuple[int, str]] = set()  # (id(customer), email) of new_contacts
+        self.new_allocations: list[Allocation] = []
+        self.ended: dict[int, tuple[Allocation, dict]] = {}
+
+    def run(self) -> list[tuple[_AllocationRow, str | RowError]]:
+        outcomes = []
+        for row in self.rows:
+            try:
+                outcomes.append((row, self._row(row)))
+            except RowError as exc:
+                outcomes.append((row, exc))
+        self._write()
+        return outcomes
+
+    def _row(self, row: _AllocationRow) -> str:
+        # Decide everything first, change the in-memory state only when the row passes.
+        customer = self.customers.get(row.account)
+        creating = customer is None
+        if creating:
+            if not row.name:
+                raise RowError(f"unknown account {row.account} and no name to create it with")
+            customer = Customer(account=row.account, name=row.name, kind=row.kind or CustomerKind.RESIDENTIAL)
+            customer.updated_at = self.now
+        changes = {}
+        if not creating:
+            if row.name and customer.name != row.name:
+                changes["name"] = row.name
+            if row.kind and customer.kind != row.kind:
+                changes["kind"] = row.kind
+        email = row.email.lower()
+        email_new = bool(email) and (customer.pk, email) not in self.contacts
+        email_new = email_new and (id(customer), email) not in self.pending_contacts
+        allocation_outcome = "unchanged"
+        plan = None
+        if row.network is not None:
+            allocation_outcome, plan = self._allocation(customer, row)
+
+        # The row passed: apply it.
+        if creating:
+            self.customers[row.account] = customer
+            self.new_customers.append(customer)
+        elif changes:
+            for name, value in changes.items():
+                setattr(customer, name, value)
+            self.changed_customers[customer.account] = customer
+        if email_new:
+            self.new_contacts.append((customer, row.email))
+            self.pending_contacts.add((id(customer), email))
+        if plan is not None:
+            plan()
+        if creating:
+            return "created"
+        if allocation_outcome == "created":
+            return "created"
+        return "updated" if (changes or email_new or allocation_outcome == "updated") else "unchanged"
+
+    def _allocation(self, customer: Customer, row: _AllocationRow):
+        held = self.by_network[row.network]
+        if row.valid_from is not None:
+            existing = next((a for a in held if a.valid_from == row.valid_from), None)
+        else:
+            current = [
+                a
+                for a in held
+                if a.customer.account == customer.account
+                and a.valid_from <= self.now
+                and (a.valid_to is None or a.valid_to > self.now)
+            ]
+            existing = max(current, key=lambda a: a.valid_from) if current else None
+        if existing is None:
+            allocation = Allocation(
+                customer=customer,
+                network=row.network,
+                valid_from=row.valid_from or self.now,
+                valid_to=row.valid_to,
+                source=AllocationSource.IMPORT,
+                created_at=self.now,
+            )
+            allocation.set_network_fields()
+            self._refuse_overlap(allocation, held, skip=None)
+
+            def plan() -> None:
+                held.append(allocation)
+                self.new_allocations.append(allocation)
+
+            return "created", plan
+        if existing.customer.account != customer.account:
+            raise RowError(
+                f"{row.network} from {existing.valid_from.isoformat()} is already allocated to "
+                f"{existing.customer.account}"
+            )
+        if existing.valid_to == row.valid_to:
+            return "unchanged", None
+        if row.valid_to is not None and row.valid_to <= existing.valid_from:
+            raise RowError(f"valid_to {row.valid_to.isoformat()} is not after the allocation's start")
+        probe = Allocation(
+            pk=existing.pk, network=existing.network, valid_from=existing.valid_from, valid_to=row.valid_to
+        )
+        self._refuse_overlap(probe, held, skip=existing)
+
+        def plan() -> None:
+            if existing.pk is not None and existing.pk not in self.ended:
+                self.ended[existing.pk] = (existing, existing.snapshot())
+            existing.valid_to = row.valid_to
+
+        return "updated", plan
+
+    @staticmethod
+    def _refuse_overlap(allocation: Allocation, held: list[Allocation], *, skip: Allocation | None) -> None:
+        # Allocation.clean()'s rule and message, against the locked rows and this batch's own.
+        for other in held:
+            if other is skip:
+                continue
+            if other.valid_to is not None and other.valid_to <= allocation.valid_from:
+                continue
+            if allocation.valid_to is not None and other.valid_from >= allocation.valid_to:
+                continue
+            until = other.valid_to.strftime("%Y-%m-%d %H:%M") if other.valid_to else "open"
+            raise RowError(
+                f"{allocation.network} is already allocated to {other.customer.account} for an overlapping "
+                f"period ({other.valid_from:%Y-%m-%d %H:%M} – {until})."
+            )
+
+    def _write(self) -> None:
+        Customer.objects.bulk_create(self.new_customers, batch_size=1000)
+        if self.changed_customers:
+            changed = list(self.changed_customers.values())
+            for customer in changed:
+                customer.updated_at = self.now
+            Customer.objects.bulk_update(changed, ["name", "kind", "updated_at"], batch_size=1000)
+        Contact.objects.bulk_create(
+            [Contact(customer=customer, email=email) for customer, email in self.new_contacts], batch_size=1000
+        )
+        for allocation in self.new_allocations:
+            allocation.customer_id = allocation.customer.pk
+        Allocation.objects.bulk_create(self.new_allocations, batch_size=1000)
+        ended = [allocation for allocation, _ in self.ended.values()]
+        if ended:
+            Allocation.objects.bulk_update(ended, ["valid_to"], batch_size=1000)
+        who = {"actor": self.actor, "actor_label": self.label, "at": self.now}
+        audit = [
+            AllocationChange(
+                allocation=a,
+                network=a.network,
+                action=AllocationChange.Action.CREATED,
+                old=None,
+                new=a.snapshot(),
+                **who,
+            )
+            for a in self.new_allocations
+        ]
+        audit += [
+            AllocationChange(
+                allocation=a,
+                network=a.network,
+                action=AllocationChange.Action.UPDATED,
+                old=old,
+                new=a.snapshot(),
+                **who,
+            )
+            for a, old in self.ended.values()
+            if old != a.snapshot()
+        ]
+        AllocationChange.objects.bulk_create(audit, batch_size=1000)
 
 
 # --- leases ------------------------------------------------------------------------------
