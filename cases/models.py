@@ -339,7 +339,7 @@ class Report(models.Model):
             # reporters over a period, read from the index alone (an index-only scan; the kind and
             # rung filters join on the included customer and case).
             models.Index(
-                fields=["created_at", "category"],
+                fields=["occurred_at", "category"],
                 include=["reporter", "customer", "case"],
                 name="report_numbers_idx",
             ),

@@ -1,6 +1,6 @@
 """The managers' numbers and escalation history: read-only queries, aggregated in SQL.
 
-Every figure is one GROUP BY over an indexed range of one table (reports by created_at, cases
+Every figure is one GROUP BY over an indexed range of one table (reports by occurred_at, cases
 by opened_at or closed_at, audit rows by at); no function here loops over rows in Python, except
 the percentile fallback on SQLite, which has no percentile_cont. The indexes are in
 cases/migrations/0012_desk_numbers.py, each naming the function below that reads it.
@@ -101,9 +101,10 @@ def _case_filters(f: Filters, prefix: str = "") -> Q:
 
 
 def reports_in(f: Filters) -> QuerySet:
-    """Reports received in the period (report_numbers_idx). The rung and kind filters reach the
-    report through its case; the category is the report's own."""
-    qs = Report.objects.filter(created_at__gte=f.since, created_at__lt=f.until)
+    """Reports of incidents in the period (report_numbers_idx). By the incident's time, not the
+    time we received it: an import of last year's reports belongs to last year, not to today.
+    The rung and kind filters reach the report through its case; the category is the report's own."""
+    qs = Report.objects.filter(occurred_at__gte=f.since, occurred_at__lt=f.until)
     if f.category:
         qs = qs.filter(category=f.category)
     if f.kind:
@@ -253,7 +254,7 @@ def top_reporters(f: Filters) -> list[dict]:
     return list(
         reports_in(f)
         .values("reporter")
-        .annotate(reports=Count("*"), last=Max("created_at"))
+        .annotate(reports=Count("*"), last=Max("occurred_at"))
         .order_by("-reports", "reporter")[:TOP]
     )
 
@@ -274,7 +275,7 @@ def _compute(f: Filters) -> Numbers:
     months = months_to(f.end)
     return Numbers(
         filters=f,
-        reports_per_day=per_day(reports_in(f), "created_at"),
+        reports_per_day=per_day(reports_in(f), "occurred_at"),
         cases_per_day=per_day(cases_opened_in(f), "opened_at"),
         first_notice=time_to_first_notice(f),
         resolution=time_to_resolution(f),

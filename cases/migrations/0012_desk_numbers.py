@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="report",
             index=models.Index(
-                fields=["created_at", "category"], include=("reporter", "customer", "case"), name="report_numbers_idx"
+                fields=["occurred_at", "category"], include=("reporter", "customer", "case"), name="report_numbers_idx"
             ),
         ),
     ]

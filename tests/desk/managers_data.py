@@ -69,7 +69,7 @@ def _report(case: Case | None, customer, category: str, created: datetime, repor
         case=case,
         customer=customer,
         ip="198.51.100.7",
-        occurred_at=created - timedelta(minutes=5),
+        occurred_at=created - timedelta(minutes=5),  # the figures count by this time
         created_at=created,
         category=category,
         reporter=reporter,
@@ -112,7 +112,7 @@ def build(prefix: str = "") -> dict[str, Case]:
     _report(c3, r2, "spam", at(4, 13), "fbl@feed.example")
     _report(c3, r2, "spam", at(4, 14), "fbl@feed.example")
     _report(c4, b1, "spam", at(5, 1), "fbl@feed.example")
-    _report(c7, b1, "scanning", at(6, 0), "=cmd@evil.example")
+    _report(c7, b1, "scanning", at(6, 1), "=cmd@evil.example")
     _report(c6, r1, "malware", at(15, 0), "late@feed.example")  # after the period
 
     _climb(c1, "none", "first_notice", at(2, 11))
