@@ -322,3 +322,21 @@ def test_evidence_stays_escaped(client, noc_user):
     client.force_login(noc_user)
     page = client.get(case.get_absolute_url()).content.decode()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; scans" in page
+
+
+def test_a_free_text_complaint_shows_the_reporters_sentences_not_the_parsers_notes(client, noc_user):
+    from cases import intake as parsers
+
+    raw = (
+        b"From: a@b.example\r\nSubject: hacking\r\n\r\n"
+        b"Hello, the host 198.51.100.7 attacked our server at 2026-11-24 14:02 UTC.\r\nAbout 3,000 failed logins.\r\n"
+    )
+    [event, *_] = parsers.parse(raw, received_at=datetime(2026, 11, 25, tzinfo=UTC)).events
+    assert event.format == "freetext"
+    case = make_case()
+    Report.objects.filter(case=case).update(format="freetext", evidence=event.evidence)
+    client.force_login(noc_user)
+    page = client.get(case.get_absolute_url()).content.decode()
+    words = re.findall(r'<q class="reporter-words[^"]*">(.*?)</q>', page, re.S)
+    assert words and all(w.startswith("Hello, the host 198.51.100.7") for w in words)
+    assert all("About 3,000 failed logins." in w and "[candidate" not in w for w in words)

@@ -108,3 +108,38 @@ def test_the_customer_page_fits_a_phone_and_pages_its_leases_in_place(
     page.screenshot(path=str(tmp_path / "lookup-375.png"), full_page=True)
     assert page.evaluate(OVERFLOWING)["out"] == []
     assert page.outside_requests == []
+
+
+def test_from_the_case_page_assign_without_a_reload_then_open_the_customer_page(
+    browser_page, live_server, e2e_user, line, tmp_path
+):
+    page = browser_page
+    colleague = e2e_user("manager")  # managers hold the noc role too
+    login(page, live_server, e2e_user("noc"))
+    case = Case.objects.get(customer=line, category="spam")
+    page.goto(f"{live_server.url}{case.get_absolute_url()}")
+    # A mark on the window survives an htmx swap and dies with a full page load.
+    page.evaluate("window.__kept = true")
+    page.select_option("#assign_assignee", label=colleague.get_username())
+    page.click("#case-assign [type=submit][value=Assign]")
+    page.wait_for_selector(".alert-success")
+    assert page.locator("#case-assignee").inner_text() == colleague.get_username()
+    assert page.evaluate("window.__kept === true")
+    assert f"assigned to {colleague.get_username()}, by noc-e2e" in page.locator("#case-history").inner_text()
+    # Resolving needs the "I am sure" box: unticked, the server refuses it and says why.
+    page.select_option("#status_status", "resolved")
+    page.click("#case-status [type=submit]")
+    page.wait_for_selector(".alert-danger >> text=I am sure")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.OPEN
+    page.select_option("#status_status", "resolved")
+    page.check("#status_sure")
+    page.click("#case-status [type=submit]")
+    page.wait_for_selector(".alert-success >> text=Status changed.")
+    assert page.locator("h1 + .badge").inner_text() == "Resolved"
+    assert page.evaluate("window.__kept === true")
+    page.screenshot(path=str(tmp_path / "case-resolved.png"), full_page=True)
+    page.click("#case-customer-link")
+    page.wait_for_url(f"**/customers/{line.pk}/")
+    assert "R-900001" in page.locator("h1").inner_text()
+    assert page.outside_requests == []
