@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,6 +113,131 @@ class StatementCounter:
         return count
 
 
+CHILD_PARSE = """
+import django, sys
+django.setup()
+from cases.services.intake import process_pending
+while process_pending(limit=200) is not None:
+    pass
+"""
+
+CHILD_FEED = """
+import django, sys
+django.setup()
+from pathlib import Path
+from cases.services.intake import process_pending, receive
+raw = Path(sys.argv[1]).read_bytes()
+message, _ = receive(raw, "email")
+del raw
+process_pending(first=message.pk)
+message.refresh_from_db()
+print("feed_status:", message.status, message.events_filed, message.chunks_filed, message.parse_error[:200])
+"""
+
+
+def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run command in a fresh helper process; (seconds, the command's peak resident memory in MB, its output)."""
+    helper = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(r.stdout + r.stderr[-3000:]); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", helper, *command], env=env, capture_output=True, text=True).stdout
+    seconds = time.perf_counter() - t
+    peak = next(int(line.split()[1]) for line in out.splitlines() if line.startswith("PEAK_KB"))
+    return seconds, peak / 1024, out
+
+
+def write_mbox(path: Path, megabytes: int) -> tuple[int, int]:
+    """An mbox of about `megabytes` MB: ARF complaints, with a 30 MB message every 100 (a big feed's
+    attachment, base64). Returns (messages, bytes)."""
+    import base64
+
+    base = datetime(2026, 8, 1, tzinfo=UTC)
+    big_payload = base64.encodebytes(os.urandom(22 * 1024 * 1024)).decode()
+    count = 0
+    with path.open("wb") as fh:
+        while fh.tell() < megabytes * 1024 * 1024:
+            fh.write(b"From fbl@feedback.mail.example Sat Aug  1 00:00:00 2026\n")
+            if count % 100 == 99:
+                body = (
+                    f"From: feeds@cert.example\nTo: abuse@isp.example\nSubject: big {count}\n"
+                    f"Message-ID: <big-{count}@cert.example>\nMIME-Version: 1.0\n"
+                    'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+                    f"See the attached data. Source-IP: 100.64.0.{count % 250 + 1}\n--b\n"
+                    "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+                    f"{big_payload}--b--\n"
+                ).encode()
+            else:
+                ip = f"100.64.{(count // 256) % 64}.{count % 256}"
+                body = arf_message(count, ip, base + timedelta(days=10, minutes=count)).replace(b"\r\n", b"\n")
+            fh.write(body.replace(b"\nFrom ", b"\n>From "))
+            fh.write(b"\n")
+            count += 1
+        size = fh.tell()
+    return count, size
+
+
+def bench_memory(args, database_url: str) -> None:
+    """Peak resident memory of ingest_email on a big mbox, of the worker parsing what it stored,
+    and of one feed of --feed-rows rows received and filed."""
+    from django.db import connection
+    from django.db.models import Count
+
+    from cases.models import InboundMessage, Report
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
+        "CELERY_BROKER_URL": "memory://",
+        "ENRICHMENT_ENABLED": "false",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="abusedesk-bench-memory-"))
+    try:
+        if args.mbox_mb:
+            mbox = workdir / "big.mbox"
+            count, size = write_mbox(mbox, args.mbox_mb)
+            print(f"mbox_messages: {count} count")
+            print(f"mbox_bytes: {size} bytes")
+            manage = str(Path(__file__).resolve().parents[1] / "manage.py")
+            seconds, peak, out = peak_rss_mb([sys.executable, manage, "ingest_email", str(mbox), "--no-progress"], env)
+            stored = InboundMessage.objects.count()
+            print(f"mbox_ingest_seconds: {seconds:.1f} s")
+            print(f"mbox_ingest_stored: {stored} count")
+            print(f"mbox_ingest_peak_rss: {peak:.0f} MB")
+            mbox.unlink()
+            # The worker: batches of 200 claimed messages, parsed one at a time.
+            seconds, peak, out = peak_rss_mb([sys.executable, "-c", CHILD_PARSE], env)
+            print(f"mbox_parse_seconds: {seconds:.1f} s")
+            statuses = dict(InboundMessage.objects.order_by().values_list("status").annotate(n=Count("pk")))
+            print(f"mbox_parse_statuses: {statuses}")
+            print(f"mbox_parse_peak_rss: {peak:.0f} MB")
+        if args.feed_rows:
+            base = datetime(2026, 9, 1, tzinfo=UTC)
+            rows = [(f"100.64.{(n // 256) % 64}.{n % 256}", base + timedelta(seconds=n)) for n in range(args.feed_rows)]
+            feed = workdir / "feed.eml"
+            feed.write_bytes(shadowserver_message(rows).replace(b"shadow-1@", b"shadow-feed@"))
+            del rows
+            env_feed = {**env, "INTAKE_MAX_MESSAGE_BYTES": str(feed.stat().st_size + 1)}
+            before = Report.objects.count()
+            seconds, peak, out = peak_rss_mb([sys.executable, "-c", CHILD_FEED, str(feed)], env_feed)
+            print(f"feed_rows: {args.feed_rows} count")
+            print(f"feed_bytes: {feed.stat().st_size} bytes")
+            print(f"feed_seconds: {seconds:.1f} s")
+            print(f"feed_reports_filed: {Report.objects.count() - before} count")
+            print(f"feed_peak_rss: {peak:.0f} MB")
+            print(" ".join(line for line in out.splitlines() if line.startswith("feed_status")) or out[-1500:])
+    finally:
+        for child in workdir.iterdir():
+            child.unlink()
+        workdir.rmdir()
+        connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
@@ -119,12 +246,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shadow-rounds", type=int, default=3)
     parser.add_argument("--trace", action="store_true", help="print the statements of the first message")
+    parser.add_argument(
+        "--memory", action="store_true", help="only the memory figures: a big mbox (--mbox-mb) and a big feed"
+    )
+    parser.add_argument("--mbox-mb", type=int, default=1024, help="size of the generated mbox; 0 skips it")
+    parser.add_argument("--feed-rows", type=int, default=1_000_000, help="rows of the big feed; 0 skips it")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL server (the bench makes its own database there)")
-    os.environ["DATABASE_URL"] = bench_database(url, "_bench_intake")
+    os.environ["DATABASE_URL"] = bench_database(url, "_bench_intake_memory" if args.memory else "_bench_intake")
     os.environ["DJANGO_SETTINGS_MODULE"] = "abusedesk.settings"
     import django
 
@@ -138,6 +270,21 @@ def main() -> None:
     from customers.models import Allocation, Customer
 
     call_command("migrate", verbosity=0)
+    if args.memory:
+        Allocation.objects.bulk_create(
+            [
+                Allocation(
+                    customer=Customer.objects.create(account="POOL", name="Pool"),
+                    network="100.64.0.0/10",
+                    family=4,
+                    prefixlen=10,
+                    valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+                    source="static",
+                )
+            ]
+        )
+        bench_memory(args, os.environ["DATABASE_URL"])
+        return
     base = datetime(2026, 8, 1, tzinfo=UTC)
     t0 = time.perf_counter()
     # 100,000 allocations: 2,000 customers with a /28 each in 10.0.0.0/12 (static), the rest
