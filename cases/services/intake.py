@@ -254,9 +254,8 @@ def _release(qs) -> int:
     released = list(qs.values_list("pk", flat=True))
     if not released:
         return 0
-    count = InboundMessage.objects.filter(pk__in=released, status=ParseStatus.PARSING).update(
-        status=ParseStatus.NEW, claimed_at=None, claimed_by="", heartbeat_at=None
-    )
+    # The condition again in the UPDATE: a heartbeat that came meanwhile keeps its claim.
+    count = qs.filter(pk__in=released).update(status=ParseStatus.NEW, claimed_at=None, claimed_by="", heartbeat_at=None)
     if count:
         log.warning("released %d intake claims left by workers that stopped: %s", count, released[:20])
         for pk in released:
