@@ -162,6 +162,8 @@ def test_the_desk_works_at_a_phone_width(browser_page, live_server, e2e_user, bu
         "/messages/",
         "/unassigned/",
         "/approvals/",
+        "/numbers/",
+        "/numbers/history/",
         f"/customers/{customer}/",
         f"/customers/{customer}/timeline/",
         "/complaints/new/",
