@@ -12,20 +12,21 @@ from django.test import override_settings
 from django.utils import timezone
 
 from cases.services.intake import receive
-from customers.models import Allocation
+from customers.models import Allocation, AllocationSource
 
 RFC2822 = "%a, %d %b %Y %H:%M:%S +0000"
 
 
-def _arf(n: int, ip: str, at: datetime) -> bytes:
+def _arf(n: int, ip: str, at: datetime, port: int | None = None) -> bytes:
     date = at.strftime(RFC2822)
+    port_line = f"Source-Port: {port}\r\n" if port is not None else ""
     return (
         f"From: Feedback Loop <fbl@feedback.mailbox.example>\r\nTo: abuse@isp.example\r\nDate: {date}\r\n"
         f"Message-ID: <demo-fbl-{n}@feedback.mailbox.example>\r\nSubject: Email Feedback Report for IP {ip}\r\n"
         'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary="fbl"\r\n\r\n'
         "--fbl\r\nContent-Type: text/plain\r\n\r\nA user of ours marked this message as spam.\r\n\r\n"
         "--fbl\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: abuse\r\nUser-Agent: DemoFBL/1.0\r\nVersion: 1\r\nSource-IP: {ip}\r\n"
+        f"Feedback-Type: abuse\r\nUser-Agent: DemoFBL/1.0\r\nVersion: 1\r\nSource-IP: {ip}\r\n{port_line}"
         f"Arrival-Date: {date}\r\nReported-Domain: deals.example\r\n\r\n"
         "--fbl\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         f"Received: from [{ip}] by mx.feedback.mailbox.example; {date}\r\n"
@@ -72,6 +73,7 @@ def seed_demo_reports(rng: random.Random) -> int:
     now = timezone.now().replace(microsecond=0)
     allocations = list(
         Allocation.objects.filter(family=4, prefixlen__gte=29, valid_from__lt=now - timedelta(days=1))
+        .exclude(source__in=(AllocationSource.PORT_BLOCK, AllocationSource.CGNAT_POOL))
         .select_related("customer")
         .order_by("pk")
     )
@@ -97,6 +99,20 @@ def seed_demo_reports(rng: random.Random) -> int:
     for n, alloc in enumerate(rng.sample(allocations, min(4, len(allocations)))):
         messages.append(_complaint(n, *held_ip(alloc)))
     messages.append(_complaint(99, "192.0.2.250", now - timedelta(hours=5)))  # not ours (usually)
+    # Behind CGNAT: with the source port the report finds the subscriber; without, it lands on the
+    # pool, saying the port is needed.
+    block = (
+        Allocation.objects.filter(source=AllocationSource.PORT_BLOCK, valid_from__lt=now - timedelta(hours=3))
+        .order_by("-valid_from")
+        .first()
+    )
+    if block is not None:
+        at = max(block.valid_from + timedelta(minutes=5), now - timedelta(hours=2))
+        if block.valid_to is not None:
+            at = block.valid_from + (block.valid_to - block.valid_from) / 2
+        ip = str(block.ip_network.network_address)
+        messages.append(_arf(90, ip, at.replace(microsecond=0), port=block.port_from + 17))
+        messages.append(_complaint(98, ip, at.replace(microsecond=0)))
     messages.append(_garbled(1, now - timedelta(hours=2)))
     # DNS look-ups are left to the running desk: a demo machine may have no resolver.
     with override_settings(ENRICHMENT_ENABLED=False):
@@ -146,6 +162,7 @@ def seed_demo_ladder(rng: random.Random, manager) -> dict[str, int]:
                 customer__kind=kind, valid_to__isnull=True, valid_from__lt=now - 60 * day
             )
             .filter(Q(family=6) | Q(prefixlen__gte=29))
+            .exclude(source__in=(AllocationSource.PORT_BLOCK, AllocationSource.CGNAT_POOL))
             .select_related("customer")
             .order_by("pk")[:400]
             if a.customer_id not in picked and a.customer.contacts.exists()

@@ -292,6 +292,9 @@ class Report(models.Model):
     reporter_org = models.CharField(max_length=200, blank=True)
     format = models.CharField(max_length=32, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
+    # The URL a URL-only report names (phishing, malware hosting, copyright); ip is what its host
+    # name resolved to when the report came in.
+    url = models.CharField(max_length=2048, blank=True)
     evidence = models.TextField(blank=True)
     confidence = models.FloatField(default=1.0)
     # Trust: reports from unknown individuals count toward the ladder only once confirmed by a
@@ -343,17 +346,17 @@ class Report(models.Model):
                 include=["reporter", "customer", "case"],
                 name="report_numbers_idx",
             ),
+            # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
+            # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
+            models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
+            # The queue's search by address or network: case ids read from the index alone (cases.search).
+            models.Index(fields=["ip", "case"], name="report_ip_case_idx"),
             # The unassigned queue's two tabs, newest first (views_inbox.unassigned; a tiny slice of all reports).
             models.Index(
                 fields=["unassigned_reason", "-occurred_at"],
                 condition=Q(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=True),
                 name="report_unassigned_idx",
             ),
-            # The queue's search by reporter address (reporter__iexact is UPPER(reporter) = UPPER(%s)).
-            # Words in the evidence have a GIN index on PostgreSQL only, made by migration 0007 (cases.search).
-            models.Index(Upper("reporter"), name="report_reporter_upper_idx"),
-            # The queue's search by address or network: case ids read from the index alone (cases.search).
-            models.Index(fields=["ip", "case"], name="report_ip_case_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,6 @@
 """Filing: parsed events become reports on the customer's open case, in bulk.
 
-Each event's address is resolved at its time (customers.resolver.resolve_many), duplicates
+Each event's address (and port) is resolved at its time (customers.resolver.resolve_events), duplicates
 within the policy's window are counted on the original, and the rest join the customer's
 open case for the category (or open one). Reports nobody held go to the unassigned queue.
 A 50,000-row feed is written in chunks of plain SQL inside one transaction; each touched
@@ -35,7 +35,7 @@ from cases.models import (
     UnassignedReason,
 )
 from cases.services.common import actor_kwargs, storable
-from customers.resolver import are_ours, normalize_ip, resolve_many
+from customers.resolver import are_ours, normalize_ip, resolve_events
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     summary = filing.summary
     now = timezone.now()
     events = [event for event, _ in pairs]
-    resolved = resolve_many((e.ip, e.occurred_at) for e in events)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e in events)
     event_keys = filing.event_keys
     window = filing.window
     known = filing.known
@@ -221,31 +221,8 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
             pending_dups.append((event, in_chunk))
             summary.duplicates += 1
             continue
-        allocation = resolved.get((event.ip, event.occurred_at))
-        report = Report(
-            message=message,
-            ip=event.ip,
-            port=event.port,
-            occurred_at=event.occurred_at,
-            category=event.category,
-            reporter=event.reporter[:254],
-            reporter_org=event.reporter_org[:200],
-            format=event.format[:32],
-            external_id=event.external_id[:255],
-            url=event.url[:2048],
-            evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
-            confidence=event.confidence,
-            customer_id=allocation.customer_id if allocation else None,
-            allocation_id=allocation.pk if allocation else None,
-            dedupe_key=key,
-            created_at=now,
-        )
-        trust = filing.trust(event)
-        if trust == Trust.CONFIRM or event.needs_confirmation:
-            report.needs_confirmation = True
-        elif trust == Trust.IGNORE:
-            report.rejected_at = now
-            report.rejected_reason = "the reporter is on the ignore list"
+        allocation = resolved.get((event.ip, event.occurred_at, event.port))
+        report = _new_report(event, message.pk if message else None, allocation, key, now, filing)
         fresh.append((event, report))
         fresh_by_key[key].append(report)
 
@@ -506,7 +483,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     if postgres:
         _lock_dedupe_keys(set(keys.values()))
     known = _known_originals(set(keys.values()), [e.occurred_at for e, _ in clean], window)
-    resolved = resolve_many((e.ip, e.occurred_at) for e, _ in clean)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean)
     filing = _Filing(summary=summary)
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
@@ -524,7 +501,9 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
             pending_dups.append(twin)
             summary.duplicates += 1
             continue
-        report = _new_report(event, message_id, resolved.get((event.ip, event.occurred_at)), key, now, filing)
+        report = _new_report(
+            event, message_id, resolved.get((event.ip, event.occurred_at, event.port)), key, now, filing
+        )
         fresh.append(report)
         fresh_by_key[key].append(report)
 
@@ -593,6 +572,12 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
         dedupe_key=key,
         created_at=now,
     )
+    if allocation is not None and allocation.note:
+        # A CGNAT pool's address without the subscriber's port: the case opens on the pool, saying
+        # why, and the report waits for a NOC member (who asks the reporter for the port) instead of
+        # starting notices to the ISP's own pool account.
+        report.resolution_note = allocation.note[:200]
+        report.needs_confirmation = True
     trust = filing.trust(event)
     if trust == Trust.CONFIRM or event.needs_confirmation:
         report.needs_confirmation = True

@@ -8,9 +8,10 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from cases.models import Policy
+from cases.models import Policy, Report
+from cases.services import intake
 from customers.models import Allocation, AllocationChange, Customer
-from customers.resolver import resolve
+from customers.resolver import NO_PORT, resolve
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +25,24 @@ def seed(*args: str) -> str:
 def test_it_builds_a_small_isp_with_users_who_can_sign_in():
     output = seed("--password", "demo-pass-123")
     assert Customer.objects.filter(kind="residential").count() == 24
-    assert Customer.objects.filter(kind="business").count() == 6
+    assert Customer.objects.filter(kind="business").exclude(account="ISP-CGNAT").count() == 6
     leases = Allocation.objects.filter(source="lease")
     assert leases.count() > 24  # several sessions per line over 20 days
     assert leases.filter(valid_to__isnull=True).exists()  # lines online now
     assert Allocation.objects.filter(family=6).count() == 30  # a prefix for every customer
+    # The lines behind CGNAT hold port blocks of the pool's public addresses, never 100.64/10.
+    blocks = Allocation.objects.filter(source="ports")
+    assert blocks.exists() and not blocks.filter(network__startswith="100.").exists()
+    block = blocks.filter(valid_to__isnull=True).first() or blocks.first()
+    at = block.valid_from
+    assert resolve(block.network.split("/")[0], at, block.port_from).customer_id == block.customer_id
+    assert resolve(block.network.split("/")[0], at).customer.account == "ISP-CGNAT"
+    # The demo's CGNAT reports: one with the source port (the subscriber), one without (the pool, saying why).
+    # Parsing is queued after commit, which this test's transaction never reaches: parse them here.
+    while intake.process_pending() is not None:
+        pass
+    assert Report.objects.filter(allocation__source="ports", port__isnull=False).exists()
+    assert Report.objects.filter(customer__account="ISP-CGNAT", resolution_note=NO_PORT).exists()
     assert AllocationChange.objects.count() == Allocation.objects.count()
     assert set(Policy.objects.values_list("customer_kind", flat=True)) == {"residential", "business"}
     assert "demo-pass-123" in output
@@ -87,6 +101,6 @@ def test_if_empty_recreates_missing_users_and_prints_their_password():
 
 def test_without_if_empty_it_refuses_to_seed_twice():
     seed("--password", "first-pass-1")
-    with pytest.raises(CommandError, match="already has 30 customers"):
+    with pytest.raises(CommandError, match="already has 31 customers"):
         seed()
-    assert Customer.objects.count() == 30
+    assert Customer.objects.count() == 31  # 30 and the CGNAT pool

@@ -184,9 +184,13 @@ BUSINESS_TRADES = [
 ]
 MAIL_DOMAINS = ("example.net", "example.com", "example.org")
 
-# Address plan: documentation ranges only (RFC 5737 / RFC 3849), plus CGNAT space (RFC 6598).
-RESIDENTIAL_POOLS = ("198.51.100.0/24", "203.0.113.0/25")
-CGNAT_POOL = "100.64.0.0/22"
+# Address plan: documentation ranges only (RFC 5737 / RFC 3849).
+RESIDENTIAL_POOLS = ("198.51.100.0/25", "203.0.113.0/25")
+# Lines behind carrier-grade NAT share these public addresses, each holding a block of source ports
+# for a session; the pool itself is held by the ISP's own account.
+CGNAT_PUBLIC = "198.51.100.128/28"
+CGNAT_BLOCK_PORTS = 4096  # ports 1024-65535: 15 blocks per public address
+CGNAT_ACCOUNT = "ISP-CGNAT"
 RESELLER_BLOCK = "192.0.2.0/26"  # one hosting customer; a /29 inside it is reassigned to another
 RESELLER_SUB = "192.0.2.8/29"
 BUSINESS_BLOCKS = (("192.0.2.64/26", 30), ("192.0.2.128/25", 29), ("203.0.113.128/25", 30))
@@ -200,6 +204,7 @@ class Counts:
     contacts: int = 0
     allocations: int = 0
     leases: int = 0
+    port_blocks: int = 0
 
 
 class Command(BaseCommand):
@@ -237,7 +242,8 @@ class Command(BaseCommand):
             )
             self.stdout.write(
                 f"Created {counts.customers} customers, {counts.contacts} contacts and {counts.allocations} "
-                f"allocations ({counts.leases} lease sessions over {options['days']} days)."
+                f"allocations ({counts.leases} lease sessions and {counts.port_blocks} CGNAT port blocks over "
+                f"{options['days']} days)."
             )
         self.make_users(options["password"], only_missing=options["if_empty"])
         if not existing and not options["no_reports"]:
@@ -389,6 +395,14 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
                 customer=customer, email=f"it@{slug}.example", name="IT contact", receives_notices=rng.random() < 0.5
             )
         )
+    pool_owner = Customer(
+        account=CGNAT_ACCOUNT,
+        name="CGNAT pool (shared public addresses)",
+        kind=CustomerKind.BUSINESS,
+        created_at=start - timedelta(days=3000),
+    )
+    customers.append(pool_owner)
+    contacts.append(Contact(customer=pool_owner, email="noc@isp.example", name="NOC", receives_notices=False))
     Customer.objects.bulk_create(customers)
     for contact in contacts:
         contact.customer_id = contact.customer.pk
@@ -396,7 +410,7 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
     counts.customers, counts.contacts = len(customers), len(contacts)
 
     residential = [c for c in customers if c.kind == CustomerKind.RESIDENTIAL]
-    business = [c for c in customers if c.kind == CustomerKind.BUSINESS]
+    business = [c for c in customers if c.kind == CustomerKind.BUSINESS and c is not pool_owner]
     allocations: list[Allocation] = []
 
     # IPv6: every line has a delegated prefix for as long as it has been a customer.
@@ -428,14 +442,27 @@ def build_demo(*, n_customers: int, days: int, rng: random.Random) -> Counts:
                 continue
         allocations.append(_alloc(customer, block, customer.created_at, None, AllocationSource.STATIC))
 
-    # Residential IPv4: dynamic leases. Most lines on public pools, some behind CGNAT.
+    # Residential IPv4: dynamic leases. Most lines on public pools, some behind CGNAT, where a
+    # session holds a block of source ports on a shared public address instead of an address.
     n_cgnat = len(residential) // 6
     public_pool = [ip for cidr in RESIDENTIAL_POOLS for ip in _pool_hosts(cidr)]
     sessions = _lease_sessions(residential[n_cgnat:], public_pool, start, now, rng)
-    sessions += _lease_sessions(residential[:n_cgnat], _pool_hosts(CGNAT_POOL), start, now, rng)
     for customer, ip, valid_from, valid_to in sessions:
         allocations.append(_alloc(customer, f"{ip}/32", valid_from, valid_to, AllocationSource.LEASE))
     counts.leases = len(sessions)
+    allocations.append(_alloc(pool_owner, CGNAT_PUBLIC, pool_owner.created_at, None, AllocationSource.CGNAT_POOL))
+    slots = [
+        f"{ip}|{first}"
+        for ip in ipaddress.ip_network(CGNAT_PUBLIC)
+        for first in range(1024, 65536 - CGNAT_BLOCK_PORTS + 1, CGNAT_BLOCK_PORTS)
+    ]
+    blocks = _lease_sessions(residential[:n_cgnat], slots, start, now, rng)
+    for customer, slot, valid_from, valid_to in blocks:
+        ip, first = slot.split("|")
+        block = _alloc(customer, f"{ip}/32", valid_from, valid_to, AllocationSource.PORT_BLOCK, "CGNAT port block")
+        block.port_from, block.port_to = int(first), int(first) + CGNAT_BLOCK_PORTS - 1
+        allocations.append(block)
+    counts.port_blocks = len(blocks)
 
     for allocation in allocations:
         allocation.customer_id = allocation.customer.pk
