@@ -429,7 +429,7 @@ class ResolveView(APIView):
         parameters=[
             OpenApiParameter("ip", str, required=True),
             OpenApiParameter("at", OpenApiTypes.DATETIME, description="Default: now. No zone: UTC."),
-            OpenApiParameter("port", int, description="Source port (CGNAT); checked, not yet used."),
+            OpenApiParameter("port", int, description="Source port: names the subscriber behind a CGNAT address."),
         ],
         responses={200: s.ResolveAnswerSerializer, **errors(400)},
     )
@@ -437,7 +437,8 @@ class ResolveView(APIView):
         query = valid(s.ResolveQuerySerializer, request.query_params.dict())
         addr = normalize_ip(query["ip"])
         at = query.get("at") or timezone.now()
-        return Response(resolution_json(str(addr), at, resolve(addr, at)))
+        port = query.get("port")
+        return Response(resolution_json(str(addr), at, resolve(addr, at, port), port))
 
 
 # --- case actions ------------------------------------------------------------------------------

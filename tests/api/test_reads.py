@@ -139,7 +139,7 @@ def test_resolve_answers_exactly_as_resolve_ip_json(api, query):
     answer = api("read").get(f"/api/v1/resolve?{query}&port=4242")
     assert answer.status_code == 200
     out = io.StringIO()
-    args = [params["ip"], "--json"] + (["--at", params["at"]] if "at" in params else [])
+    args = [params["ip"], "--json", "--port", "4242"] + (["--at", params["at"]] if "at" in params else [])
     call_command("resolve_ip", *args, stdout=out)
     expected = json.loads(out.getvalue())
     got = answer.json()
