@@ -11,7 +11,7 @@ import pytest
 from cases.models import InboundMessage, ParseStatus, Report
 from cases.services.filing import record_reports
 from tests.cases.helpers import event
-from tests.e2e.conftest import browser_page, chromium_browser, e2e_user, login, roles  # noqa: F401 - fixtures
+from tests.e2e.conftest import login
 
 pytestmark = [pytest.mark.e2e]
 
@@ -29,7 +29,7 @@ def _junk(n: int) -> InboundMessage:
     )
 
 
-def test_junk_is_set_aside_from_the_inbox(browser_page, live_server, e2e_user, tmp_path):  # noqa: F811
+def test_junk_is_set_aside_from_the_inbox(browser_page, live_server, e2e_user, tmp_path):
     page = browser_page
     junk, keep = _junk(1), _junk(2)
     login(page, live_server, e2e_user("noc"))
@@ -47,7 +47,7 @@ def test_junk_is_set_aside_from_the_inbox(browser_page, live_server, e2e_user, t
     assert page.outside_requests == []
 
 
-def test_unassigned_reports_are_dismissed_with_select_all_on_a_phone(browser_page, live_server, e2e_user, tmp_path):  # noqa: F811
+def test_unassigned_reports_are_dismissed_with_select_all_on_a_phone(browser_page, live_server, e2e_user, tmp_path):
     page = browser_page
     page.set_viewport_size({"width": 375, "height": 800})
     record_reports([event(f"192.0.2.{n}") for n in range(1, 4)])
