@@ -104,10 +104,13 @@ def test_search_by_cidr(browser_page, live_server, e2e_user, roles, tmp_path):
     assert "reports from inside the network" in page.locator("#queue-search").inner_text()
     accounts = page.locator("#case-queue tbody tr td:nth-child(5)").all_inner_texts()
     assert sorted(a.split()[0] for a in accounts) == ["IN-1", "IN-3"]
-    # Sorting keeps the search (htmx swaps the table; the URL says both).
+    # Sorting keeps the search (htmx swaps the table; the URL says both). Each click waits for the
+    # previous swap to settle: a click on a header that htmx is replacing is lost.
+    page.wait_for_load_state("networkidle")
     page.click("#case-queue th a[data-sort=customer]")
     page.wait_for_url("**sort=customer*")
     assert "q=100.64.0.0%2F22" in page.url
+    page.wait_for_load_state("networkidle")
     page.click("#case-queue th a[data-sort=customer]")
     page.wait_for_url("**sort=-customer*")
     accounts = page.locator("#case-queue tbody tr td:nth-child(5)").all_inner_texts()
