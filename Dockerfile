@@ -33,7 +33,7 @@ COPY --from=assets /build/node_modules ./node_modules
 # container's own start-up collectstatic; the dummy values only get settings past their
 # production checks and never reach a running container.
 RUN DEBUG=false SECRET_KEY=build-only-not-secret ALLOWED_HOSTS=localhost \
-        DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+        DATABASE_URL=sqlite:////tmp/build.sqlite3 TASKS_IN_PROCESS=true \
         python manage.py collectstatic --no-input --verbosity 1 \
     && rm -f /tmp/build.sqlite3 \
     && mkdir -p /app/var/media /app/var/outbox \
