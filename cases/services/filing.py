@@ -142,19 +142,7 @@ class _Filing:
         self.event_keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e in events}
         if not events:
             return
-        lo = min(e.occurred_at for e in events) - self.window
-        hi = max(e.occurred_at for e in events) + self.window
-        keys = list(set(self.event_keys.values()))
-        known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-        for start in range(0, len(keys), 1000):
-            for key, at, pk in Report.objects.filter(
-                dedupe_key__in=keys[start : start + 1000],
-                occurred_at__gte=lo,
-                occurred_at__lte=hi,
-                duplicate_of__isnull=True,
-            ).values_list("dedupe_key", "occurred_at", "pk"):
-                known[key].append((at, pk))
-        self.known = known
+        self.known = _known_originals(set(self.event_keys.values()), [e.occurred_at for e in events], self.window)
 
 
 def record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, actor=None) -> IntakeSummary:
