@@ -28,6 +28,7 @@ import bisect
 import codecs
 import csv
 import ipaddress
+import json
 import os
 import queue
 import threading
@@ -35,16 +36,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from abusedesk.lib import dates
 from customers import services
 from customers.models import (
+    PORT_MAX,
+    PORT_MIN,
     Allocation,
     AllocationChange,
     AllocationSource,
@@ -332,7 +338,7 @@ def import_allocations(
     return summary
 
 
-@dataclass
+@dataclass(slots=True)
 class _AllocationRow:
     """One allocation-file row, checked: what it asks for, before anything is looked up."""
 
@@ -347,8 +353,42 @@ class _AllocationRow:
     from_text: str
 
 
+_KINDS = frozenset(CustomerKind.values)  # CustomerKind.values builds a new list on every access
+
+
+def _min_prefix(version: int) -> int:
+    if version == 4:
+        return getattr(settings, "ALLOCATION_MIN_PREFIX_V4", 8)
+    return getattr(settings, "ALLOCATION_MIN_PREFIX_V6", 16)
+
+
+def _allocation_network(text: str) -> str:
+    """The canonical network of a row's `network` field, checked once with ipaddress (RowError if not).
+
+    A zone id names an interface on someone's own machine, and a network broader than the
+    settings' minimum prefix (0.0.0.0/0, ::/0, a /4) is a typo or an attack: allocated, it would make
+    every address in it resolve to one customer.
+    """
+    if "%" in text:
+        raise RowError(f"network {text!r} carries an IPv6 zone id, which names an interface, not a network")
+    try:
+        net = parse_network(text)
+    except ValidationError as exc:
+        raise RowError(_validation_text(exc)) from None
+    widest = _min_prefix(net.version)
+    if net.prefixlen < widest:
+        raise RowError(
+            f"network {net} is broader than /{widest}, the widest IPv{net.version} allocation the desk accepts"
+        )
+    return str(net)
+
+
 def _check_allocation_row(values: list[str], *, now: datetime, line: int = 0) -> _AllocationRow:
-    """The checks a row passes on its own (RowError otherwise); the database is not asked."""
+    """The checks a row passes on its own (RowError otherwise); the database is not asked.
+
+    These are the checks full_clean() would make of the customer, contact and allocation (lengths,
+    choices, email, network, end after start), done once on the text instead of on model instances.
+    """
     account, name, kind, email, network_text, from_text, to_text = values
     if not account:
         raise RowError("account is empty")
@@ -356,9 +396,10 @@ def _check_allocation_row(values: list[str], *, now: datetime, line: int = 0) ->
         raise RowError("account is longer than 64 characters")
     if len(name) > 200:
         raise RowError("name is longer than 200 characters")
-    kind = kind.lower()
-    if kind and kind not in CustomerKind.values:
-        raise RowError(f"kind {kind!r} is not one of {', '.join(CustomerKind.values)}")
+    if kind:
+        kind = kind.lower()
+        if kind not in _KINDS:
+            raise RowError(f"kind {kind!r} is not one of {', '.join(CustomerKind.values)}")
     if email:
         if len(email) > 254:  # Contact.email's column; validate_email allows up to 320
             raise RowError("email is longer than 254 characters")
@@ -368,10 +409,7 @@ def _check_allocation_row(values: list[str], *, now: datetime, line: int = 0) ->
             raise RowError(f"email {email!r} is not a valid address") from None
     network = None
     if network_text:
-        try:
-            network = str(parse_network(network_text))
-        except ValidationError as exc:
-            raise RowError(_validation_text(exc)) from None
+        network = _allocation_network(network_text)
     elif from_text or to_text:
         raise RowError("valid_from/valid_to given without a network")
     valid_from = parse_time(from_text, "valid_from") if from_text else None
@@ -516,61 +554,171 @@ def _import_allocation_batch(
             count(outcome)
 
 
-def _locked_by(model, column: str, values: set[str]) -> list:
-    """Rows of model whose column is one of values, locked FOR UPDATE, in primary key order.
+# Set-based reads and writes for the batch: tuples in, tuples out, no model instance per row. On
+# PostgreSQL each is one statement per table and batch, whatever its size (an array per column,
+# unnest()ed); elsewhere the ORM's bulk operations, which are portable and fast enough for SQLite.
+
+
+def _pg_array_type(model, name: str) -> str:
+    # The column's own type, except text for varchar(n): a cast to varchar(n) silently cuts an
+    # over-long value, where the column itself refuses it.
+    db_type = model._meta.get_field(name).db_type(connection)
+    return "text" if db_type.startswith("varchar") else db_type
+
+
+def _fetch(model, columns: tuple[str, ...], key: str, values, *, lock: bool = False) -> list[tuple]:
+    """`columns` of model's rows whose `key` is one of `values`, in primary key order (FOR UPDATE with lock).
 
     On PostgreSQL a join with the list, not `IN (...)`: while an import fills the table its
     statistics still say "empty", and a sequential scan comparing every row with a 2,000-item
     list made each batch slower than the one before (60,000 rows took 149 s).
     """
+    values = sorted(values)
     if not values:
         return []
     if connection.vendor != "postgresql":
-        return list(model.objects.select_for_update().filter(**{f"{column}__in": values}).order_by("pk"))
-    table = connection.ops.quote_name(model._meta.db_table)
-    field = connection.ops.quote_name(model._meta.get_field(column).column)
+        query = model._default_manager.filter(**{f"{key}__in": values}).order_by("pk")
+        if lock:
+            query = query.select_for_update()
+        return list(query.values_list(*columns))
+    meta, qn = model._meta, connection.ops.quote_name
+    select = ", ".join(f"t.{qn(meta.get_field(name).column)}" for name in columns)
     sql = (
-        f"SELECT t.* FROM {table} AS t JOIN unnest(%s::text[]) AS v(value) ON t.{field} = v.value "
-        "ORDER BY t.id FOR UPDATE OF t"
+        f"SELECT {select} FROM {qn(meta.db_table)} AS t "
+        f"JOIN unnest(%s::{_pg_array_type(model, key)}[]) AS v(value) ON t.{qn(meta.get_field(key).column)} = v.value "
+        f"ORDER BY t.{qn(meta.pk.column)}"
     )
-    return list(model.objects.raw(sql, [sorted(values)]))
+    if lock:
+        sql += " FOR UPDATE OF t"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [values])
+        return cursor.fetchall()
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, returning: tuple[str, ...] = ()) -> list[tuple]:
+    """INSERT `rows` (tuples in the order of `columns`); the model's other columns get their defaults.
+
+    With `returning`, (id, *those columns) of every inserted row, in no promised order.
+    """
+    if not rows:
+        return []
+    meta = model._meta
+    if connection.vendor != "postgresql":
+        objs = [model(**dict(zip(columns, row, strict=True))) for row in rows]
+        model._default_manager.bulk_create(objs, batch_size=500)
+        return [(obj.pk, *(getattr(obj, name) for name in returning)) for obj in objs]
+    qn = connection.ops.quote_name
+    names = list(columns)
+    arrays = [list(values) for values in zip(*rows, strict=True)]
+    for model_field in meta.concrete_fields:
+        if model_field.primary_key or model_field.attname in columns:
+            continue
+        default = model_field.get_default()
+        names.append(model_field.attname)
+        arrays.append([default.value if isinstance(default, Enum) else default] * len(rows))
+    for i, name in enumerate(names):
+        if isinstance(meta.get_field(name), JSONField):
+            arrays[i] = [None if value is None else json.dumps(value) for value in arrays[i]]
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(meta.get_field(name).column) for name in names)}) "
+        f"SELECT * FROM unnest({', '.join(f'%s::{_pg_array_type(model, name)}[]' for name in names)})"
+    )
+    if returning:
+        sql += f" RETURNING {', '.join(qn(meta.get_field(name).column) for name in ('id', *returning))}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return cursor.fetchall() if returning else []
+
+
+def _update(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """UPDATE `columns` of the rows given as (pk, *values)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objs = [model(pk=row[0], **dict(zip(columns, row[1:], strict=True))) for row in rows]
+        model._default_manager.bulk_update(objs, columns, batch_size=500)
+        return
+    meta, qn = model._meta, connection.ops.quote_name
+    names = ("id", *columns)
+    sets = ", ".join(f"{qn(meta.get_field(name).column)} = v.c{i}" for i, name in enumerate(names) if i)
+    sql = (
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets} "
+        f"FROM unnest({', '.join(f'%s::{_pg_array_type(model, name)}[]' for name in names)}) "
+        f"AS v({', '.join(f'c{i}' for i in range(len(names)))}) WHERE t.{qn(meta.pk.column)} = v.c0"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(values) for values in zip(*rows, strict=True)])
+
+
+class _Customer:
+    """A customer as the batch sees it: a locked row (pk set) or one this batch creates."""
+
+    __slots__ = ("pk", "account", "name", "kind")
+
+    def __init__(self, pk: int | None, account: str, name: str, kind: str) -> None:
+        self.pk, self.account, self.name, self.kind = pk, account, name, kind
+
+
+class _Held:
+    """A whole-address allocation of one network: a locked row (pk set) or one this batch creates."""
+
+    __slots__ = ("pk", "account", "network", "valid_from", "valid_to", "source", "note")
+
+    def __init__(self, pk, account: str, network: str, valid_from: datetime, valid_to, source: str, note: str):
+        self.pk, self.account, self.network = pk, account, network
+        self.valid_from, self.valid_to, self.source, self.note = valid_from, valid_to, source, note
+
+    def snapshot(self) -> dict:
+        """Allocation.snapshot(), for the audit rows."""
+        return {
+            "customer": self.account,
+            "network": self.network,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "source": self.source,
+            "note": self.note,
+        }
 
 
 class _AllocationBatch:
     def __init__(self, rows: list[_AllocationRow], *, now: datetime, actor, label: str) -> None:
         self.rows = rows
         self.now = now
-        self.actor = actor if getattr(actor, "is_authenticated", False) else None
-        self.label = label or (actor.get_username() if self.actor else "system")
-        accounts = {r.account for r in rows}
-        networks = {r.network for r in rows if r.network}
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        self.actor_id = user.pk if user else None
+        self.label = label or (user.get_username() if user else "system")
         # Locked as the services lock them: the customers by account, the allocations by network.
-        self.customers = {c.account: c for c in _locked_by(Customer, "account", accounts)}
-        by_pk = {c.pk: c for c in self.customers.values()}
-        self.contacts = {
-            (customer_id, email.lower())
-            for customer_id, email in Contact.objects.filter(customer_id__in=list(by_pk)).values_list(
-                "customer_id", "email"
+        self.customers: dict[str, _Customer] = {
+            account: _Customer(pk, account, name, kind)
+            for pk, account, name, kind in _fetch(
+                Customer, ("id", "account", "name", "kind"), "account", {r.account for r in rows}, lock=True
             )
         }
-        self.by_network: dict[str, list[Allocation]] = {n: [] for n in networks}
-        holders = {}
-        for allocation in _locked_by(Allocation, "network", networks):
-            if allocation.is_port_block:
-                continue
-            if allocation.customer_id not in by_pk and allocation.customer_id not in holders:
-                holders[allocation.customer_id] = None
-            self.by_network[allocation.network].append(allocation)
-        holders.update(Customer.objects.in_bulk(list(holders)))
-        for allocations in self.by_network.values():
-            for allocation in allocations:
-                allocation.customer = by_pk.get(allocation.customer_id) or holders[allocation.customer_id]
-        self.new_customers: list[Customer] = []
-        self.changed_customers: dict[str, Customer] = {}
-        self.new_contacts: list[tuple[Customer, str]] = []
-        self.pending_contacts: set[tuple[int, str]] = set()  # (id(customer), email) of new_contacts
-        self.new_allocations: list[Allocation] = []
-        self.ended: dict[int, tuple[Allocation, dict]] = {}
+        accounts = {c.pk: c.account for c in self.customers.values()}
+        # (account, lower-cased email) of every contact, known or added by this batch.
+        self.contacts: set[tuple[str, str]] = {
+            (accounts[customer_id], email.lower())
+            for customer_id, email in _fetch(Contact, ("customer_id", "email"), "customer_id", accounts)
+        }
+        networks = {r.network for r in rows if r.network}
+        locked = _fetch(
+            Allocation,
+            ("id", "customer_id", "network", "valid_from", "valid_to", "source", "note", "port_from", "port_to"),
+            "network",
+            networks,
+            lock=True,
+        )
+        holders = {row[1] for row in locked} - accounts.keys()
+        accounts.update(_fetch(Customer, ("id", "account"), "id", holders))
+        self.held: dict[str, list[_Held]] = {network: [] for network in networks}
+        for pk, customer_id, network, start, stop, source, note, port_from, port_to in locked:
+            if (port_from, port_to) == (PORT_MIN, PORT_MAX):  # port blocks never clash with an import's networks
+                self.held[network].append(_Held(pk, accounts[customer_id], network, start, stop, source, note))
+        self.new_customers: list[_Customer] = []
+        self.changed_customers: dict[str, _Customer] = {}
+        self.new_contacts: list[tuple[str, str]] = []  # (account, email as written)
+        self.new_allocations: list[_Held] = []
+        self.ended: dict[int, tuple[_Held, dict]] = {}  # pk -> (allocation, its snapshot before)
 
     def run(self) -> list[tuple[_AllocationRow, str | RowError]]:
         outcomes = []
@@ -586,24 +734,24 @@ class _AllocationBatch:
         # Decide everything first, change the in-memory state only when the row passes.
         customer = self.customers.get(row.account)
         creating = customer is None
+        changes = {}
         if creating:
             if not row.name:
                 raise RowError(f"unknown account {row.account} and no name to create it with")
-            customer = Customer(account=row.account, name=row.name, kind=row.kind or CustomerKind.RESIDENTIAL)
-            customer.updated_at = self.now
-        changes = {}
-        if not creating:
+            customer = _Customer(None, row.account, row.name, row.kind or CustomerKind.RESIDENTIAL.value)
+        else:
+            # Empty name/kind mean "not given" for an existing customer: a partial file
+            # (account + network only) must not blank names or flip business customers.
             if row.name and customer.name != row.name:
                 changes["name"] = row.name
             if row.kind and customer.kind != row.kind:
                 changes["kind"] = row.kind
         email = row.email.lower()
-        email_new = bool(email) and (customer.pk, email) not in self.contacts
-        email_new = email_new and (id(customer), email) not in self.pending_contacts
+        email_new = bool(email) and (row.account, email) not in self.contacts
         allocation_outcome = "unchanged"
         plan = None
         if row.network is not None:
-            allocation_outcome, plan = self._allocation(customer, row)
+            allocation_outcome, plan = self._allocation(row)
 
         # The row passed: apply it.
         if creating:
@@ -612,41 +760,36 @@ class _AllocationBatch:
         elif changes:
             for name, value in changes.items():
                 setattr(customer, name, value)
-            self.changed_customers[customer.account] = customer
+            if customer.pk is not None:  # one this batch creates is written with its last values
+                self.changed_customers[row.account] = customer
         if email_new:
-            self.new_contacts.append((customer, row.email))
-            self.pending_contacts.add((id(customer), email))
+            self.new_contacts.append((row.account, row.email))
+            self.contacts.add((row.account, email))
         if plan is not None:
             plan()
-        if creating:
-            return "created"
-        if allocation_outcome == "created":
+        if creating or allocation_outcome == "created":
             return "created"
         return "updated" if (changes or email_new or allocation_outcome == "updated") else "unchanged"
 
-    def _allocation(self, customer: Customer, row: _AllocationRow):
-        held = self.by_network[row.network]
+    def _allocation(self, row: _AllocationRow) -> tuple[str, Callable[[], None] | None]:
+        held = self.held[row.network]
+        account = row.account
         if row.valid_from is not None:
             existing = next((a for a in held if a.valid_from == row.valid_from), None)
         else:
+            # No start given means "from now": match the customer's current allocation of the
+            # network, or a second run would start a new one (and clash with the first).
+            now = self.now
             current = [
                 a
                 for a in held
-                if a.customer.account == customer.account
-                and a.valid_from <= self.now
-                and (a.valid_to is None or a.valid_to > self.now)
+                if a.account == account and a.valid_from <= now and (a.valid_to is None or a.valid_to > now)
             ]
             existing = max(current, key=lambda a: a.valid_from) if current else None
         if existing is None:
-            allocation = Allocation(
-                customer=customer,
-                network=row.network,
-                valid_from=row.valid_from or self.now,
-                valid_to=row.valid_to,
-                source=AllocationSource.IMPORT,
-                created_at=self.now,
+            allocation = _Held(
+                None, account, row.network, row.valid_from or self.now, row.valid_to, AllocationSource.IMPORT.value, ""
             )
-            allocation.set_network_fields()
             self._refuse_overlap(allocation, held, skip=None)
 
             def plan() -> None:
@@ -654,18 +797,15 @@ class _AllocationBatch:
                 self.new_allocations.append(allocation)
 
             return "created", plan
-        if existing.customer.account != customer.account:
+        if existing.account != account:
             raise RowError(
-                f"{row.network} from {existing.valid_from.isoformat()} is already allocated to "
-                f"{existing.customer.account}"
+                f"{row.network} from {existing.valid_from.isoformat()} is already allocated to {existing.account}"
             )
         if existing.valid_to == row.valid_to:
             return "unchanged", None
         if row.valid_to is not None and row.valid_to <= existing.valid_from:
             raise RowError(f"valid_to {row.valid_to.isoformat()} is not after the allocation's start")
-        probe = Allocation(
-            pk=existing.pk, network=existing.network, valid_from=existing.valid_from, valid_to=row.valid_to
-        )
+        probe = _Held(existing.pk, account, existing.network, existing.valid_from, row.valid_to, "", "")
         self._refuse_overlap(probe, held, skip=existing)
 
         def plan() -> None:
@@ -676,7 +816,7 @@ class _AllocationBatch:
         return "updated", plan
 
     @staticmethod
-    def _refuse_overlap(allocation: Allocation, held: list[Allocation], *, skip: Allocation | None) -> None:
+    def _refuse_overlap(allocation: _Held, held: list[_Held], *, skip: _Held | None) -> None:
         # Allocation.clean()'s rule and message, against the locked rows and this batch's own.
         for other in held:
             if other is skip:
@@ -687,51 +827,69 @@ class _AllocationBatch:
                 continue
             until = other.valid_to.strftime("%Y-%m-%d %H:%M") if other.valid_to else "open"
             raise RowError(
-                f"{allocation.network} is already allocated to {other.customer.account} for an overlapping "
+                f"{allocation.network} is already allocated to {other.account} for an overlapping "
                 f"period ({other.valid_from:%Y-%m-%d %H:%M} – {until})."
             )
 
     def _write(self) -> None:
-        Customer.objects.bulk_create(self.new_customers, batch_size=1000)
-        if self.changed_customers:
-            changed = list(self.changed_customers.values())
-            for customer in changed:
-                customer.updated_at = self.now
-            Customer.objects.bulk_update(changed, ["name", "kind", "updated_at"], batch_size=1000)
-        Contact.objects.bulk_create(
-            [Contact(customer=customer, email=email) for customer, email in self.new_contacts], batch_size=1000
+        now = self.now
+        if self.new_customers:
+            created = _insert(
+                Customer,
+                ("account", "name", "kind", "created_at", "updated_at"),
+                [(c.account, c.name, c.kind, now, now) for c in self.new_customers],
+                returning=("account",),
+            )
+            ids = {account: pk for pk, account in created}
+            for customer in self.new_customers:
+                customer.pk = ids[customer.account]
+        _update(
+            Customer,
+            ("name", "kind", "updated_at"),
+            [(c.pk, c.name, c.kind, now) for c in self.changed_customers.values()],
         )
-        for allocation in self.new_allocations:
-            allocation.customer_id = allocation.customer.pk
-        Allocation.objects.bulk_create(self.new_allocations, batch_size=1000)
-        ended = [allocation for allocation, _ in self.ended.values()]
-        if ended:
-            Allocation.objects.bulk_update(ended, ["valid_to"], batch_size=1000)
-        who = {"actor": self.actor, "actor_label": self.label, "at": self.now}
-        audit = [
-            AllocationChange(
-                allocation=a,
-                network=a.network,
-                action=AllocationChange.Action.CREATED,
-                old=None,
-                new=a.snapshot(),
-                **who,
+        customers = self.customers
+        _insert(
+            Contact,
+            ("customer_id", "email"),
+            [(customers[account].pk, email) for account, email in self.new_contacts],
+        )
+        if self.new_allocations:
+            created = _insert(
+                Allocation,
+                ("customer_id", "network", "family", "prefixlen", "valid_from", "valid_to", "source", "created_at"),
+                [
+                    (
+                        customers[a.account].pk,
+                        a.network,
+                        6 if ":" in a.network else 4,
+                        int(a.network.rpartition("/")[2]),
+                        a.valid_from,
+                        a.valid_to,
+                        a.source,
+                        now,
+                    )
+                    for a in self.new_allocations
+                ],
+                returning=("network", "valid_from"),
             )
-            for a in self.new_allocations
-        ]
-        audit += [
-            AllocationChange(
-                allocation=a,
-                network=a.network,
-                action=AllocationChange.Action.UPDATED,
-                old=old,
-                new=a.snapshot(),
-                **who,
-            )
-            for a, old in self.ended.values()
-            if old != a.snapshot()
-        ]
-        AllocationChange.objects.bulk_create(audit, batch_size=1000)
+            ids = {(network, start): pk for pk, network, start in created}
+            for allocation in self.new_allocations:
+                allocation.pk = ids[allocation.network, allocation.valid_from]
+        created_action, updated_action = AllocationChange.Action.CREATED.value, AllocationChange.Action.UPDATED.value
+        audit = [(a.pk, a.network, created_action, None, a.snapshot()) for a in self.new_allocations]
+        ended = []
+        for allocation, old in self.ended.values():
+            new = allocation.snapshot()
+            if new != old:  # a later row may have put the end back
+                ended.append((allocation.pk, allocation.valid_to))
+                audit.append((allocation.pk, allocation.network, updated_action, old, new))
+        _update(Allocation, ("valid_to",), ended)
+        _insert(
+            AllocationChange,
+            ("allocation_id", "network", "action", "old", "new", "actor_id", "actor_label", "at"),
+            [(*change, self.actor_id, self.label, now) for change in audit],
+        )
 
 
 # --- leases ------------------------------------------------------------------------------
