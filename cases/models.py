@@ -653,6 +653,30 @@ class ApprovalStatus(models.TextChoices):
 
 OPEN_APPROVAL_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.SCHEDULED)
 
+    @classmethod
+    def cached(cls) -> dict[str, tuple[str, bool]]:
+        """Every source as pattern -> (trust, automated), kept a minute per process like Policy.cached:
+        filing reads it for every message. A change saved in this process is seen at once (the
+        signals below); other workers see it within the minute."""
+        hit = _source_cache.get("all")
+        if hit is None or hit[0] < time.monotonic():
+            rows = {
+                p: (trust, automated)
+                for p, trust, automated in cls.objects.values_list("pattern", "trust", "automated")
+            }
+            hit = (time.monotonic() + POLICY_CACHE_SECONDS, rows)
+            _source_cache["all"] = hit
+        return hit[1]
+
+    @staticmethod
+    def forget_cached(**kwargs) -> None:
+        _source_cache.clear()
+
+
+_source_cache: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = {}
+models.signals.post_save.connect(ReporterSource.forget_cached, sender=ReporterSource)
+models.signals.post_delete.connect(ReporterSource.forget_cached, sender=ReporterSource)
+
 
 class ApprovalQuerySet(models.QuerySet):
     def pending(self):

@@ -21,6 +21,16 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """The per-process caches (policies, reporter sources) start empty in every test: a test's
+    rows are rolled back without a signal, and must not be seen by the next test."""
+    from cases.models import Policy, ReporterSource
+
+    Policy.forget_cached()
+    ReporterSource.forget_cached()
+    yield
+
 
 def make_user(username: str, role: str | None) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, email=f"{username}@isp.example")

@@ -43,6 +43,23 @@ log = logging.getLogger(__name__)
 # unlisted reporter these count only once confirmed. "manual" is typed in by NOC staff and counts.
 PERSON_FORMATS = {"freetext"}
 
+# Formats machines send (feedback loops, SpamCop, feeds, CERT notices, the API's events): nobody
+# there reads an acknowledgement.
+MACHINE_FORMATS = frozenset(
+    {"arf", "spamcop", "shadowserver", "xarf", "xarf4", "acns", "safebrowsing", "csv", "keyvalue", "api"}
+)
+
+
+def may_thank(report: Report) -> bool:
+    """Whether a new report's reporter may get an acknowledgement (notices.acknowledge_reporters has
+    the last word): filing passes only these on, so mail from machines costs no look-up."""
+    fmt = report.format or ""
+    return (
+        bool(report.reporter)
+        and report.case_id is not None
+        and fmt not in MACHINE_FORMATS
+        and not fmt.startswith("xarf")
+    )
 
 def source_trust(reporter: str, sources: dict[str, str]) -> str:
     """The trust of the ReporterSource matching reporter: its exact address, else its domain or a parent."""
@@ -74,6 +91,7 @@ class IntakeSummary:
     cases_updated: set[int] = field(default_factory=set)
     new_report_ids: list[int] = field(default_factory=list)
     first_report_by_ip: dict[str, int] = field(default_factory=dict)  # one enrichment per address
+    thank_report_ids: list[int] = field(default_factory=list)  # new reports whose reporter may be thanked
 
 
 def dedupe_key(ip: str, category: str, reporter: str) -> str:
@@ -126,7 +144,7 @@ class _Filing:
         """How far an event's reporter is trusted: a listed source decides; otherwise machine feeds
         count at once, and people's free-text complaints wait for a NOC member or more reporters."""
         if self.sources is None:
-            self.sources = dict(ReporterSource.objects.values_list("pattern", "trust"))
+            self.sources = {pattern: trust for pattern, (trust, _) in ReporterSource.cached().items()}
         found = source_trust(event.reporter, self.sources)
         if found:
             return found
@@ -164,7 +182,7 @@ def record_pairs(pairs: Sequence[tuple[ParsedEvent, InboundMessage | None]], *, 
         # The ladder decides in its own transaction, after this one commits: a 50,000-row feed is
         # filed without waiting for notices, and the decision and its notice row commit together.
         queue.enqueue_on_commit(
-            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.new_report_ids[:5000]
+            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.thank_report_ids[:5000]
         )
     if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
         _queue_enrichment(list(summary.first_report_by_ip.values()))
@@ -266,6 +284,7 @@ def _finish_cases(filing: _Filing, *, actor) -> None:
         changed.append(case)
         filing.summary.cases_updated.add(case.pk)
         note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
+    summary.thank_report_ids.extend(r.pk for _, r in fresh if may_thank(r))
         sources = {r.message_id for r in reports if r.message_id}
         if len(sources) == 1:
             note += f" from message {sources.pop()} ({reports[0].format or 'unknown format'})"
@@ -467,11 +486,13 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     postgres = connection.vendor == "postgresql"
     now = timezone.now()
     window = _duplicate_window()
-    keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e, _ in clean}
+    keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
+    times = [e.occurred_at for e, _ in clean]
     if postgres:
-        _lock_dedupe_keys(set(keys.values()))
-    known = _known_originals(set(keys.values()), [e.occurred_at for e, _ in clean], window)
-    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean)
+        known = _lock_and_find_originals(set(keys.values()), times, window)
+    else:
+        known = _known_originals(set(keys.values()), times, window)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip)
     filing = _Filing(summary=summary)
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
@@ -534,7 +555,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
         summary.first_report_by_ip.setdefault(r.ip, r.pk)
     if summary.cases_updated:
         queue.enqueue_on_commit(
-            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.new_report_ids[:5000]
+            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.thank_report_ids[:5000]
         )
     if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
         _queue_enrichment(list(summary.first_report_by_ip.values()))
@@ -556,6 +577,7 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
         evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
         confidence=event.confidence,
         customer_id=allocation.customer_id if allocation else None,
+    summary.thank_report_ids = [r.pk for r in fresh if may_thank(r)]
         allocation_id=allocation.pk if allocation else None,
         dedupe_key=key,
         created_at=now,
@@ -575,15 +597,30 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
     return report
 
 
-def _lock_dedupe_keys(keys: set[str]) -> None:
-    # Two complaints about one event that arrive at once must not both pass the duplicate check:
-    # each chunk takes a lock per key (in one order, so chunks never deadlock) before it looks.
-    # The look-up that follows is a new statement, so it sees what the lock's holder committed.
+def _lock_and_find_originals(
+    keys: set[str], times: list[datetime], window: timedelta
+) -> dict[str, list[tuple[datetime, int]]]:
+    """PostgreSQL: lock the chunk's duplicate keys, then _known_originals, in one round trip.
+
+    Two complaints about one event that arrive at once must not both pass the duplicate check:
+    each chunk takes a transaction-level advisory lock per key (in one order, so chunks never
+    deadlock) before it looks. The look-up is a second statement in the same call, so it runs with
+    a snapshot taken after the locks were granted and sees what their previous holder committed.
+    """
+    known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     if not keys:
-        return
+        return known
     ids = sorted({int(key[:15], 16) for key in keys})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ids])
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
+            f"SELECT dedupe_key, occurred_at, id FROM {table} WHERE dedupe_key = ANY(%s) "
+            "AND occurred_at >= %s AND occurred_at <= %s AND duplicate_of_id IS NULL",
+            [ids, sorted(keys), lo, hi],
+        )
+        for key, at, pk in cursor.fetchall():
+            known[key].append((at, pk))
+    return known
 
 
 def _known_originals(keys: set[str], times: list[datetime], window: timedelta) -> dict[str, list[tuple[datetime, int]]]:
@@ -610,6 +647,8 @@ def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[
     """
     if not groups:
         return {}, set()
+    table = connection.ops.quote_name(Report._meta.db_table)
+    lo, hi = min(times) - window, max(times) + window
     fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
     rows = []
     for (customer_id, category), reports in sorted(groups.items()):

@@ -606,6 +606,7 @@ def enter_report(
     message: InboundMessage | None = None,
     actor,
 ) -> tuple[InboundMessage, IntakeSummary]:
+    summary.thank_report_ids += one.thank_report_ids
     """A complaint entered by NOC staff (a phone call, or an unparsed message read by a person).
 
     Without a message, what was typed is itself stored as an InboundMessage (channel web),

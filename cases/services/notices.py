@@ -61,7 +61,7 @@ from cases.models import (
     ReporterSource,
 )
 from cases.services.common import actor_kwargs, storable
-from cases.services.filing import source_trust
+from cases.services.filing import MACHINE_FORMATS, source_trust
 from cases.services.links import customer_url
 
 log = logging.getLogger(__name__)
@@ -85,12 +85,6 @@ EXCERPT_MAX_CHARS = 2000
 REPORTS_LISTED = 10
 ADDRESSES_LISTED = 20
 
-# Report formats written by machines (feedback loops, SpamCop, Shadowserver, X-ARF, ACNS, Safe
-# Browsing, CSV and key=value feeds, the API's event lists): their senders are never thanked.
-# Names as cases.intake sets them.
-MACHINE_FORMATS = frozenset(
-    {"arf", "spamcop", "shadowserver", "xarf", "xarf4", "acns", "safebrowsing", "csv", "keyvalue", "api"}
-)
 # Senders nobody answers: bounces, postmasters, robots.
 ROBOT_LOCAL_PARTS = frozenset(
     {
@@ -513,10 +507,7 @@ def auto_submitted(raw_headers: bytes) -> str:
 
 
 def _automated_patterns() -> dict[str, str]:
-    return {
-        p: "auto" if automated else "person"
-        for p, automated in ReporterSource.objects.values_list("pattern", "automated")
-    }
+    return {p: "auto" if automated else "person" for p, (_, automated) in ReporterSource.cached().items()}
 
 
 def ack_key(case_id: int, reporter: str) -> str:
