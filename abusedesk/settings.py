@@ -264,6 +264,11 @@ RDAP_CACHE_SECONDS = int(env("RDAP_CACHE_SECONDS", str(7 * 24 * 3600)))
 # customer answered; approval: a manager's decision; failed: a notice could not be sent.
 QUEUE_TARGET_HOURS = {"new": 4, "review": 8, "replied": 8, "approval": 24, "failed": 2}
 
+# import_allocations refuses networks broader than these prefixes (0.0.0.0/0 would make every
+# address in the world resolve to one customer).
+ALLOCATION_MIN_PREFIX_V4 = int(env("ALLOCATION_MIN_PREFIX_V4", "8"))
+ALLOCATION_MIN_PREFIX_V6 = int(env("ALLOCATION_MIN_PREFIX_V6", "16"))
+
 # The ladder and its notices.
 # Customer links in notices (signed, no login) expire after this many days.
 CUSTOMER_LINK_MAX_AGE_DAYS = int(env("CUSTOMER_LINK_MAX_AGE_DAYS", "60"))

@@ -159,8 +159,8 @@ def _split(text: str) -> list[str]:
 def _rows(fh: BinaryIO, columns: tuple[str, ...], reject: Rejected) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) for each data row with the right column count, in the order of `columns`.
 
-    Rows that cannot be decoded or split, or have too few or too many fields, go to `reject`.
-    Blank lines are skipped.
+    Rows that cannot be decoded or split, have too few or too many fields, or hold a NUL byte go to
+    `reject`. Blank lines are skipped.
     """
     order: list[int] | None = None
     lineno = 0
@@ -191,7 +191,14 @@ def _rows(fh: BinaryIO, columns: tuple[str, ...], reject: Rejected) -> Iterator[
             if len(fields) != len(order):
                 reject(lineno, f"expected {len(order)} columns, found {len(fields)}")
                 continue
-            yield lineno, [fields[i] for i in order]
+            values = [fields[i] for i in order]
+            if "\x00" in text:
+                # PostgreSQL text cannot hold NUL: written, it would fail the batch (and the same
+                # file again on every re-run). Refused here, it costs only this row.
+                column = next((columns[i] for i, value in enumerate(values) if "\x00" in value), "the row")
+                reject(lineno, f"{column} contains a NUL byte")
+                continue
+            yield lineno, values
     except OSError as exc:
         raise ImportFileError(f"Cannot read the file after line {lineno}: {exc.strerror or exc}") from None
 
