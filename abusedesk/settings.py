@@ -423,6 +423,12 @@ INSTALLED_APPS += [
 ]
 # First: a body over the limit is refused (413) before anything reads it, and every call is logged.
 MIDDLEWARE.insert(0, "api.middleware.ApiMiddleware")
+# What /api/v1/ runs through instead of the rest of MIDDLEWARE: a token, not a session, says who
+# calls, so sessions, CSRF, messages, the sign-in lockout, CSP and htmx have nothing to do there.
+API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware"]
+# A token read from the database is trusted by each web process for this long: a token revoked
+# in the admin stops working everywhere within it (at once in the process that revoked it).
+API_TOKEN_CACHE_SECONDS = float(env("API_TOKEN_CACHE_SECONDS", "10"))
 # Requests per token; a token's own rate (set in the admin) wins. The cache that counts them is
 # shared by all web processes when API_CACHE_URL names a Redis database.
 API_RATE = env("API_RATE", "600/min")

@@ -7,6 +7,7 @@ from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from api.auth import forget
 from api.models import ApiCall, ApiKey, Scope
 from api.throttling import parse_rate
 
@@ -41,6 +42,21 @@ class ApiKeyAdmin(APIKeyModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "last_used_at")
+
+    # A change (a revocation above all) holds at once in this process; the others' caches let the
+    # old token go within API_TOKEN_CACHE_SECONDS (api.auth).
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        forget(obj.prefix)
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        forget(obj.prefix)
+
+    def delete_queryset(self, request, queryset) -> None:
+        prefixes = list(queryset.values_list("prefix", flat=True))
+        super().delete_queryset(request, queryset)
+        forget(*prefixes)
 
 
 @admin.register(ApiCall)

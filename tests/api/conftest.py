@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import caches
 from rest_framework.test import APIClient
 
+from api.auth import forget_all
 from api.models import ApiKey
 from tests.conftest import make_user
 
@@ -22,8 +23,10 @@ def _fresh_rate_counts(settings):
             "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
         }
     caches["api"].clear()
+    forget_all()  # the tokens this process trusts: a test's rows are rolled back without a word
     yield
     caches["api"].clear()
+    forget_all()
 
 
 def client_for(key: str | None) -> APIClient:
