@@ -562,15 +562,44 @@ def _import_allocation_batch(
 
 
 # Set-based reads and writes for the batch: tuples in, tuples out, no model instance per row. On
-# PostgreSQL each is one statement per table and batch, whatever its size (an array per column,
-# unnest()ed); elsewhere the ORM's bulk operations, which are portable and fast enough for SQLite.
+# PostgreSQL each is one statement per table and batch, whatever its size: one array per column,
+# unnest()ed. Each array goes as one '{...}' literal, which the server reads with array_in; a list
+# (ARRAY[...] of one parameter per value) made the INSERT of 2,000 customers take 70 ms instead of
+# 45. Elsewhere the ORM's bulk operations, portable and fast enough for SQLite.
 
 
-def _pg_array_type(model, name: str) -> str:
+def _array_text(value: str) -> str:
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
+
+
+def _array_element(field) -> Callable[[object], str]:
+    """How one value of `field` is written inside a PostgreSQL array literal."""
+    if field.is_relation:
+        field = field.target_field
+    if isinstance(field, JSONField):
+        return lambda value: "NULL" if value is None else _array_text(json.dumps(value))
+    kind = field.get_internal_type()
+    if kind == "DateTimeField":
+        return lambda value: "NULL" if value is None else f'"{value.isoformat()}"'
+    if kind == "BooleanField":
+        return lambda value: "NULL" if value is None else ("t" if value else "f")
+    if kind.endswith(("IntegerField", "AutoField")):
+        return lambda value: "NULL" if value is None else str(int(value))
+    return lambda value: "NULL" if value is None else _array_text(str(value))
+
+
+def _pg_array(model, name: str, values) -> tuple[str, str]:
+    """(placeholder, parameter) for the column `name` of model as one array: `%s::type[]`, '{...}'."""
+    field = model._meta.get_field(name)
     # The column's own type, except text for varchar(n): a cast to varchar(n) silently cuts an
     # over-long value, where the column itself refuses it.
-    db_type = model._meta.get_field(name).db_type(connection)
-    return "text" if db_type.startswith("varchar") else db_type
+    db_type = field.db_type(connection)
+    if db_type.startswith("varchar"):
+        db_type = "text"
+    element = _array_element(field)
+    return f"%s::{db_type}[]", "{" + ",".join(map(element, values)) + "}"
 
 
 def _fetch(model, columns: tuple[str, ...], key: str, values, *, lock: bool = False) -> list[tuple]:
@@ -590,15 +619,16 @@ def _fetch(model, columns: tuple[str, ...], key: str, values, *, lock: bool = Fa
         return list(query.values_list(*columns))
     meta, qn = model._meta, connection.ops.quote_name
     select = ", ".join(f"t.{qn(meta.get_field(name).column)}" for name in columns)
+    placeholder, array = _pg_array(model, key, values)
     sql = (
         f"SELECT {select} FROM {qn(meta.db_table)} AS t "
-        f"JOIN unnest(%s::{_pg_array_type(model, key)}[]) AS v(value) ON t.{qn(meta.get_field(key).column)} = v.value "
+        f"JOIN unnest({placeholder}) AS v(value) ON t.{qn(meta.get_field(key).column)} = v.value "
         f"ORDER BY t.{qn(meta.pk.column)}"
     )
     if lock:
         sql += " FOR UPDATE OF t"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [values])
+        cursor.execute(sql, [array])
         return cursor.fetchall()
 
 
@@ -616,24 +646,22 @@ def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, returning: tu
         return [(obj.pk, *(getattr(obj, name) for name in returning)) for obj in objs]
     qn = connection.ops.quote_name
     names = list(columns)
-    arrays = [list(values) for values in zip(*rows, strict=True)]
+    columns_values = list(zip(*rows, strict=True))
     for model_field in meta.concrete_fields:
         if model_field.primary_key or model_field.attname in columns:
             continue
         default = model_field.get_default()
         names.append(model_field.attname)
-        arrays.append([default.value if isinstance(default, Enum) else default] * len(rows))
-    for i, name in enumerate(names):
-        if isinstance(meta.get_field(name), JSONField):
-            arrays[i] = [None if value is None else json.dumps(value) for value in arrays[i]]
+        columns_values.append([default.value if isinstance(default, Enum) else default] * len(rows))
+    arrays = [_pg_array(model, name, values) for name, values in zip(names, columns_values, strict=True)]
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(meta.get_field(name).column) for name in names)}) "
-        f"SELECT * FROM unnest({', '.join(f'%s::{_pg_array_type(model, name)}[]' for name in names)})"
+        f"SELECT * FROM unnest({', '.join(placeholder for placeholder, _ in arrays)})"
     )
     if returning:
         sql += f" RETURNING {', '.join(qn(meta.get_field(name).column) for name in ('id', *returning))}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+        cursor.execute(sql, [array for _, array in arrays])
         return cursor.fetchall() if returning else []
 
 
@@ -647,14 +675,15 @@ def _update(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
         return
     meta, qn = model._meta, connection.ops.quote_name
     names = ("id", *columns)
+    arrays = [_pg_array(model, name, values) for name, values in zip(names, zip(*rows, strict=True), strict=True)]
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = v.c{i}" for i, name in enumerate(names) if i)
     sql = (
         f"UPDATE {qn(meta.db_table)} AS t SET {sets} "
-        f"FROM unnest({', '.join(f'%s::{_pg_array_type(model, name)}[]' for name in names)}) "
+        f"FROM unnest({', '.join(placeholder for placeholder, _ in arrays)}) "
         f"AS v({', '.join(f'c{i}' for i in range(len(names)))}) WHERE t.{qn(meta.pk.column)} = v.c0"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(values) for values in zip(*rows, strict=True)])
+        cursor.execute(sql, [array for _, array in arrays])
 
 
 class _Customer:

@@ -110,3 +110,21 @@ def test_a_batch_the_database_refuses_goes_row_by_row(tmp_path, monkeypatch):
     assert sorted(Customer.objects.values_list("account", flat=True)) == ["C1", "C3"]
     assert Contact.objects.get().email == "alice@example.net"
     assert AllocationChange.objects.get().new == Allocation.objects.get().snapshot()
+
+
+def test_names_with_quotes_backslashes_and_braces_are_stored_as_written(tmp_path):
+    name = 'Bob "The \\ Builder", {Ltd} NULL – Zoë\ttab'
+    csv_name = '"' + name.replace('"', '""') + '"'
+    path = write(
+        tmp_path,
+        ALLOC_HEADER + f"NULL,{csv_name},,o'brien+{{x}}@example.net,192.0.2.0/29,2024-01-01,\nC2,NULL,,,,,\n",
+    )
+    out, err = run_command("import_allocations", path)
+
+    assert "created: 2\nupdated: 0\nunchanged: 0\nrejected: 0" in out, err
+    customer = Customer.objects.get(account="NULL")
+    assert customer.name == name and Customer.objects.get(account="C2").name == "NULL"
+    assert customer.notice_recipients() == ["o'brien+{x}@example.net"]
+    assert AllocationChange.objects.get().new["customer"] == "NULL"
+    out, err = run_command("import_allocations", path)
+    assert "created: 0\nupdated: 0\nunchanged: 2\nrejected: 0" in out, err
