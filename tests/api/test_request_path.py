@@ -127,3 +127,19 @@ def test_outside_a_transaction_the_log_row_commits_in_one_round_trip_and_a_failu
     with connection.cursor() as cursor:  # the aborted transaction was ended
         cursor.execute("SELECT count(*) FROM api_apicall")
         assert cursor.fetchone() == (1,)
+
+
+def test_events_share_their_validating_fields_and_each_body_is_judged_alone(token):
+    from api.serializers import EventSerializer
+
+    first, second = EventSerializer(data=EVENT), EventSerializer(data={**EVENT, "ip": "not-an-ip", "x": 1})
+    assert first.fields is second.fields  # built once, not deep-copied per event
+    assert first.is_valid() and not second.is_valid()
+    assert set(second.errors) == {"ip", "x"} and not first.errors
+    _k, key = token("submit")
+    client = client_for(key)
+    bad = client.post(
+        "/api/v1/reports/", data=json.dumps([EVENT, {**EVENT, "time": "soon"}]), content_type="application/json"
+    )
+    assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["1.time"]
+    assert submit(client).status_code == 202
