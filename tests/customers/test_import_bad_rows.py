@@ -112,3 +112,43 @@ def test_a_nul_byte_in_a_lease_row_rejects_only_that_row(tmp_path):
     assert "created: 1\nupdated: 0\nunchanged: 0\nrejected: 1" in out, err
     assert reasons(err) == {2: "account contains a NUL byte"}
     assert resolve("198.51.100.8", utc(2024, 3, 2)).customer.account == "A100"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "alice@example.net",
+        "Alice.O'Brien+abuse@Example.NET",
+        "user@[192.0.2.1]",  # an IP literal: validate_email accepts it
+        "user@[300.0.0.1]",
+        "user@localhost",  # validate_email's allow-list
+        '"quoted user"@example.net',
+        "a..b@example.net",
+        "@example.net",
+        "user@",
+        "user@example",
+        "user@-example.net",
+        "user@exa_mple.net",
+        "üser@example.net",
+        "user@bücher.example",
+        "user@example.net\n",
+    ],
+)
+def test_an_email_is_accepted_exactly_when_validate_email_accepts_it(email):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from customers.imports import RowError, _check_allocation_row
+
+    try:
+        validate_email(email)
+        expected = True
+    except ValidationError:
+        expected = False
+    try:
+        _check_allocation_row(["A1", "Alice", "", email, "", "", ""], now=utc(2025, 1, 1))
+        accepted = True
+    except RowError as exc:
+        assert str(exc) == f"email {email!r} is not a valid address"
+        accepted = False
+    assert accepted == expected
