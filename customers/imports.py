@@ -6,8 +6,14 @@ new or changed, and keep counters on the ImportRun as they go so the admin can s
 A bad row is rejected with its line number and a reason and never stops the rest; only a file
 that cannot be opened or read, or whose header is not the expected one, fails the whole run.
 
-Allocation files are small (hundreds to tens of thousands of rows) and go through the
-allocation services row by row, which lock the network, validate and write the audit row.
+Allocation files (customers, contacts, networks; tens of thousands of rows) are checked on the
+text first (the checks full_clean would make, networks parsed once with ipaddress), then in
+batches of ALLOCATION_BATCH_ROWS against the customers, contacts and allocations the batch locks,
+read as tuples in one query per table; the batch's new and changed rows and their AllocationChange
+rows are written with one statement per table (PostgreSQL: INSERT/UPDATE from unnest() of one
+array per column; elsewhere bulk_create/bulk_update). A batch the database refuses (a concurrent
+writer got there first) goes through the allocation services row by row instead.
+
 Lease files are big (a million sessions a day is normal for a mid-size ISP), so they are checked
 in memory against the existing allocations of the same addresses and written in batches:
 PostgreSQL gets COPY (from a writer thread, so Python and the server work at once), other
