@@ -12,20 +12,26 @@ format that fails does not stop the others. Free text is the fallback; after a f
 format its guesses get lower confidence and the format's reason in their evidence, and if it finds
 nothing the failed format's reason is the result's error.
 ``parse`` never raises: any failure becomes ``ParseResult(events=[], error=...)``.
+
+Intake uses ``parse_stream``: the same answer, with the events as an iterator. Formats that read big
+files also have ``parse_stream(msg, raw, *, received_at) -> Iterator[ParsedEvent]``, which reads
+them as the events are taken (raising ParseError, before its first event, where parse would).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from types import ModuleType
 
 from .base import EVIDENCE_MAX_CHARS, ParsedEvent, ParseError, ParseResult
 
-__all__ = ["FORMATS", "FALLBACK", "ParsedEvent", "ParseError", "ParseResult", "parse"]
+__all__ = ["FORMATS", "FALLBACK", "ParsedEvent", "ParseError", "ParseResult", "ParseStream", "parse", "parse_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +79,31 @@ def _format_of(module: ModuleType, name: str, events: list[ParsedEvent]) -> str:
     return events[0].format if events and events[0].format else getattr(module, "FORMAT", name)
 
 
-def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours, resolve_host=None) -> list[ParsedEvent]:
+def _kwargs(function: Callable, received_at: datetime, are_ours, resolve_host) -> dict:
     kwargs: dict = {"received_at": received_at}
-    parameters = inspect.signature(module.parse).parameters
+    parameters = inspect.signature(function).parameters
     if are_ours is not None and "are_ours" in parameters:
         kwargs["are_ours"] = are_ours
     if resolve_host is not None and "resolve_host" in parameters:
         kwargs["resolve_host"] = resolve_host
-    events = module.parse(msg, raw, **kwargs)
+    return kwargs
+
+
+def _run(module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours, resolve_host=None) -> list[ParsedEvent]:
+    events = module.parse(msg, raw, **_kwargs(module.parse, received_at, are_ours, resolve_host))
     return [e for e in (events or []) if isinstance(e, ParsedEvent)]
+
+
+def _run_stream(
+    module: ModuleType, msg, raw: bytes, received_at: datetime, are_ours, resolve_host=None
+) -> Iterator[ParsedEvent]:
+    """The module's events as an iterator: its parse_stream where it has one (the big-feed formats,
+    which read their files as the events are taken), else its parse's list."""
+    stream = getattr(module, "parse_stream", None)
+    if stream is None:
+        return iter(_run(module, msg, raw, received_at, are_ours, resolve_host))
+    events = stream(msg, raw, **_kwargs(stream, received_at, are_ours, resolve_host))
+    return (e for e in events if isinstance(e, ParsedEvent))
 
 
 def parse(
@@ -108,13 +130,54 @@ def parse(
         return ParseResult(format="", events=[], error=f"parser failure: {type(exc).__name__}: {str(exc)[:300]}")
 
 
-def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=None) -> ParseResult:
+@dataclasses.dataclass(slots=True)
+class ParseStream:
+    """What parse_stream gives: ParseResult with the events as an iterator, read as they are taken."""
+
+    format: str
+    events: Iterator[ParsedEvent]
+    error: str | None = None
+
+
+def parse_stream(
+    raw: bytes,
+    *,
+    received_at: datetime | None = None,
+    are_ours: Callable[[Iterable[str]], set[str]] | None = None,
+    resolve_host: Callable[[str], list[str] | None] | None = None,
+) -> ParseStream:
+    """parse, for intake: the same detection, format and error, but the events come out one at a
+    time, so a feed of a million rows (a 190 MB CSV in a zip) is never held in memory whole.
+
+    The formats that read big files (shadowserver, feeds) stream them (their parse_stream); the
+    others give their list. The first event has been read when this returns, so a message with
+    none has its error here. Reading further may still raise: a file that breaks half way (the
+    caller keeps what it took and says why). Never raises itself.
+    """
+    try:
+        return _parse(raw, received_at=received_at, are_ours=are_ours, resolve_host=resolve_host, stream=True)
+    except Exception as exc:  # noqa: BLE001 — intake must keep the message and say why, whatever happened
+        log.exception("intake parse failed")
+        return ParseStream(format="", events=iter(()), error=f"parser failure: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=None, stream: bool = False):
+    result = _parse_stream(raw, received_at=received_at, are_ours=are_ours, resolve_host=resolve_host, stream=stream)
+    if stream:
+        return result
+    return ParseResult(format=result.format, events=list(result.events), error=result.error)
+
+
+def _parse_stream(
+    raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=None, stream: bool
+) -> ParseStream:
     from . import mime
 
     if received_at is None or received_at.tzinfo is None:
         received_at = datetime.now(UTC) if received_at is None else received_at.replace(tzinfo=UTC)
-    if not raw or not bytes(raw).strip():
-        return ParseResult(format="", events=[], error="empty message")
+    # (the head first: stripping a 40 MB message copies it)
+    if not raw or not bytes(raw[:4096]).strip() and not bytes(raw).strip():
+        return ParseStream(format="", events=iter(()), error="empty message")
     raw = bytes(raw)
     msg = mime.parse_message(raw)
 
@@ -133,12 +196,21 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=N
         detected_any = True
         fmt = getattr(module, "FORMAT", name)
         try:
-            events = _run(module, msg, raw, received_at, are_ours)
+            if stream:
+                # The first event is read here, so a format that fails or finds nothing says so
+                # (ParseError, or nothing) before the dispatcher settles on it.
+                events = _run_stream(module, msg, raw, received_at, are_ours)
+                first = next(events, None)
+                if first is not None:
+                    return ParseStream(format=_format_of(module, fmt, [first]), events=itertools.chain([first], events))
+                events = []
+            else:
+                events = _run(module, msg, raw, received_at, are_ours)
         except ParseError as exc:
             if getattr(module, "CLASSIFIES", False):
                 # A DMARC aggregate with nothing to file is classified, not a complaint to guess at:
                 # free text would read its XML's every source address as an offender.
-                return ParseResult(format=fmt, events=[], error=str(exc) or "unreadable")
+                return ParseStream(format=fmt, events=iter(()), error=str(exc) or "unreadable")
             first_error = first_error or (fmt, str(exc) or "unreadable")
             continue
         except Exception as exc:  # noqa: BLE001
@@ -146,7 +218,7 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=N
             first_error = first_error or (fmt, f"{fmt} parser failure: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         if events:
-            return ParseResult(format=_format_of(module, fmt, events), events=events)
+            return ParseStream(format=_format_of(module, fmt, events), events=iter(events))
         first_error = first_error or (fmt, f"{fmt} report with no events in it")
 
     # Free text runs even after a structured format failed: a Netcraft X-ARF that names only a URL
@@ -156,8 +228,8 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=N
     structured_error = first_error if detected_any else None
     if fallback is None:
         if structured_error:
-            return ParseResult(format=structured_error[0], events=[], error=structured_error[1])
-        return ParseResult(format="", events=[], error="no parser recognised this message")
+            return ParseStream(format=structured_error[0], events=iter(()), error=structured_error[1])
+        return ParseStream(format="", events=iter(()), error="no parser recognised this message")
     try:
         events = _run(fallback, msg, raw, received_at, are_ours)
     except ParseError as exc:
@@ -169,17 +241,17 @@ def _parse(raw: bytes, *, received_at: datetime | None, are_ours, resolve_host=N
         # whoever serves them now.
         url_events, url_reason = _urls(msg, raw, received_at, resolve_host)
         if url_events:
-            return ParseResult(format="url", events=url_events)
+            return ParseStream(format="url", events=iter(url_events))
         if structured_error:
             detail = f"; {url_reason}" if url_reason else ""
-            return ParseResult(format=structured_error[0], events=[], error=structured_error[1] + detail)
-        return ParseResult(format="url" if url_reason else "", events=[], error=url_reason or reason)
+            return ParseStream(format=structured_error[0], events=iter(()), error=structured_error[1] + detail)
+        return ParseStream(format="url" if url_reason else "", events=iter(()), error=url_reason or reason)
     if structured_error:
         for event in events:
             event.confidence = round(event.confidence * STRUCTURED_FAILED_FACTOR, 3)
             note = f"[{structured_error[0]} parser: {structured_error[1]}; read as free text]\n"
             event.evidence = (note + event.evidence)[:EVIDENCE_MAX_CHARS]
-    return ParseResult(format=FALLBACK, events=events)
+    return ParseStream(format=FALLBACK, events=iter(events))
 
 
 def _urls(msg, raw: bytes, received_at: datetime, resolve_host) -> tuple[list[ParsedEvent], str]:

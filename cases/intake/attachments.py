@@ -14,6 +14,8 @@ one level, nothing nested); a single attachment over MAX_MEMBER_BYTES is refused
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -46,17 +48,18 @@ def _attachments(msg: EmailMessage, skipped: tabular.EventList, *, head_only: bo
             continue
         if tabular.is_archive(filename, data):
             try:
-                members = tabular.extract(filename, data, skipped)
+                members = tabular.open_members(filename, data, skipped)
             except ParseError:
                 if head_only:
                     continue
                 raise
         else:
-            members = [(filename, data)]
-        for member, content in members:
+            members = [(filename, functools.partial(io.BytesIO, data))]
+        for member, opener in members:
             if member.lower().endswith(".csv"):
-                continue  # the feeds parser's
-            yield member, (content[: 64 * 1024] if head_only else content[:MAX_MEMBER_BYTES])
+                continue  # the feeds parser's (and never inflated here)
+            with opener() as stream:
+                yield member, stream.read(64 * 1024 if head_only else MAX_MEMBER_BYTES)
 
 
 def _flatten(record: dict, prefix: str = "") -> dict[str, str]:

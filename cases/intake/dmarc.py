@@ -44,7 +44,8 @@ def _xml_documents(msg: EmailMessage, *, head_only: bool = False) -> list[tuple[
             continue
         if tabular.is_archive(filename, data):
             try:
-                members = tabular.extract(filename, data)
+                # A detector looks at each member's head only (a big feed's 190 MB CSV is not DMARC).
+                members = tabular.extract(filename, data, head=65536 if head_only else None)
             except ParseError:
                 if head_only:
                     continue

@@ -8,7 +8,9 @@ from the file name or subject, else "other" with low confidence.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -23,6 +25,8 @@ _CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.zip", ".zip", ".csv.gz", ".gz")
 _MAX_HEADER_SEARCH_LINES = 200
 _ARCHIVE_TYPES = ("application/zip", "application/x-zip-compressed", "application/gzip", "application/csv")
 _HEAD_BYTES = 64 * 1024
+# What csv_start looks at: its 256 KiB of lines, and a header's 8 KiB past them.
+_CSV_HEAD_BYTES = 264 * 1024
 
 
 def _candidate_parts(msg: EmailMessage) -> list[tuple[str, str, bytes, object]]:
@@ -219,7 +223,7 @@ def _texts(msg: EmailMessage, events: tabular.EventList, *, head_only: bool) -> 
     for filename, _ctype, data, part in _candidate_parts(msg):
         if tabular.is_archive(filename, data):
             try:
-                members = tabular.extract(filename, data, events)
+                members = tabular.extract(filename, data, events, head=_HEAD_BYTES if head_only else None)
             except ParseError:
                 if head_only:
                     continue
@@ -243,6 +247,66 @@ def detect(msg: EmailMessage, raw: bytes) -> bool:
             if isinstance(_kv_event(record, received_at=None, reporter="", org="", hint=None), ParsedEvent):
                 return True
     return False
+
+
+def _tables(msg: EmailMessage, skipped: tabular.EventList) -> list[tuple[str, object, tabular.Opener, str, int]]:
+    """(name, part, opener, head text, offset of the CSV header in it) of each candidate part (archives
+    opened one level) that holds a CSV table; only each file's first bytes are read."""
+    found = []
+    for filename, _ctype, data, part in _candidate_parts(msg):
+        for name, opener in tabular.open_members(filename, data, skipped):
+            head = tabular.text_head(part, opener, _CSV_HEAD_BYTES)  # type: ignore[arg-type]
+            start = csv_start(head)
+            if start is not None:
+                found.append((name, part, opener, head, start))
+    return found
+
+
+def parse_stream(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> Iterator[ParsedEvent]:
+    """parse, one event at a time, for the big case: a mail with one CSV table (a feed's file,
+    zipped or not) has its rows read line by line as the events are taken, never held whole.
+    Anything else (several tables, whose repeats are dropped across them; key:value records; no
+    events at all, with its reasons) is parse's, whose list is small."""
+    skipped = tabular.EventList()
+    try:
+        tables = _tables(msg, skipped)
+    except ParseError:
+        tables = []
+    if len(tables) != 1:
+        yield from parse(msg, raw, received_at=received_at)
+        return
+    name, part, opener, head, start = tables[0]
+    reporter, org = tabular.sender_of(msg)
+    prose = "" if mime.is_bare(msg) else mime.body_text(msg, max_chars=256 * 1024)
+    lines: Iterator[str] = itertools.islice(tabular.read_lines(part, opener, skipped), head.count("\n", 0, start), None)  # type: ignore[arg-type]
+    if start > 0:
+        # A table pasted into prose ends at the first blank line; the prose after it is not rows.
+        lines = itertools.takewhile(lambda line: line.strip(" \t\r") != "", lines)
+    hint = _hint(msg, name, prose)
+    found = 0
+    try:
+        rows = tabular.iter_table_events(
+            tabular.Table(lines, skipped),
+            skipped,
+            fmt=FORMAT_CSV,
+            received_at=received_at,
+            reporter=reporter,
+            reporter_org=org,
+            category_for=_column_category,
+            confidence=0.8,
+            default_category=hint or "other",
+            default_confidence=0.6 if hint else 0.5,
+            id_prefix=name,
+            clock_offset=_stated_offset(prose),
+        )
+    except ParseError:
+        rows = iter(())
+    for event in rows:
+        found += 1
+        yield event
+    if not found:
+        # parse gives the key:value records, or the reasons there are no events.
+        yield from parse(msg, raw, received_at=received_at)
 
 
 def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> list[ParsedEvent]:

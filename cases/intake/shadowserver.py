@@ -8,11 +8,12 @@ Shadowserver documents its timestamps as UTC, which is how tabular.parse_when re
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
 
 from cases.intake import mime, tabular
-from cases.intake.base import ParseError
+from cases.intake.base import ParsedEvent, ParseError
 
 FORMAT = "shadowserver"
 ORG = "The Shadowserver Foundation"
@@ -62,6 +63,18 @@ def detect(msg: EmailMessage, raw: bytes) -> bool:
 
 
 def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> tabular.EventList:
+    events = tabular.EventList()
+    events.extend(_events(msg, received_at, events))
+    return events
+
+
+def parse_stream(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> Iterator[ParsedEvent]:
+    """parse, one event at a time: the CSV files are inflated and read line by line as the events
+    are taken, so a feed of millions of rows is never held whole (see cases.intake.parse_stream)."""
+    return _events(msg, received_at, tabular.EventList())
+
+
+def _events(msg: EmailMessage, received_at: datetime | None, skipped: tabular.EventList) -> Iterator[ParsedEvent]:
     attachments = _tabular_attachments(msg)
     if not attachments:
         raise ParseError("Shadowserver mail without a CSV attachment (the report may only be behind its download link)")
@@ -69,23 +82,22 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
     if _is_shadowserver_sender(msg) or not org:
         org = ORG
     subject = mime.header(msg, "Subject")
-    events = tabular.EventList()
-    tables = 0
+    found = tables = 0
     problems: list[str] = []
     for filename, data in attachments:
         try:
-            members = tabular.extract(filename, data, events)
+            members = tabular.open_members(filename, data, skipped)
         except ParseError as exc:
             problems.append(str(exc))
             continue
-        for member_name, content in members:
+        for member_name, opener in members:
             name = report_name(member_name, "") or report_name(filename, subject)
             named_category = tabular.classify(name) if name else None
             try:
-                table = tabular.Table(tabular.bytes_text(msg, content), events)
-                tabular.table_events(
+                table = tabular.Table(tabular.read_lines(msg, opener, skipped), skipped)
+                rows = tabular.iter_table_events(
                     table,
-                    events,
+                    skipped,
                     fmt=FORMAT,
                     received_at=received_at,
                     reporter=reporter,
@@ -100,12 +112,14 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
                 problems.append(f"{member_name}: {exc}")
                 continue
             tables += 1
-    if not events:
-        reasons = problems + ([f"all rows skipped ({events.skip_summary()})"] if events.skipped else [])
+            for event in rows:
+                found += 1
+                yield event
+    if not found:
+        reasons = problems + ([f"all rows skipped ({skipped.skip_summary()})"] if skipped.skipped else [])
         if not reasons and tables:
             reasons = ["the CSV files have no data rows"]
         raise ParseError("no Shadowserver events: " + ("; ".join(reasons) or "no CSV file found in the attachments"))
-    return events
 
 
 def _row_category(named: str | None):

@@ -6,8 +6,10 @@ lenient date and IP validation, and the row -> ParsedEvent loop. Pure functions,
 
 from __future__ import annotations
 
+import codecs
 import collections
 import csv
+import functools
 import gzip
 import io
 import ipaddress
@@ -18,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.message import Message
+from typing import IO
 
 from abusedesk.lib import addresses, dates
 from cases.intake import mime
@@ -33,6 +36,13 @@ _ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar"
 # A record with an unclosed quote may legitimately span lines (a banner with a newline), but not
 # forever: past this many lines the opening quote is taken to be broken and that line is skipped.
 _MAX_RECORD_LINES = 50
+# A line longer than this is dropped (counted) when a file is read line by line: a member with no
+# line ends at all must not become one 190 MB string.
+MAX_LINE_BYTES = 1024 * 1024
+# csv's own limit (128 KiB a field) made a row with a long field (a banner, a certificate) an
+# unreadable row, and a big feed read as one text could fail on it whole. A field is now bounded
+# by its record: at most _MAX_RECORD_LINES lines of at most MAX_LINE_BYTES. Set once, for the process.
+csv.field_size_limit(max(csv.field_size_limit(), _MAX_RECORD_LINES * MAX_LINE_BYTES))
 
 IP_COLUMNS = (
     "ip",
@@ -255,7 +265,13 @@ def _zip_entry_count(data: bytes) -> int | None:
     return struct.unpack("<H", tail[at + 10 : at + 12])[0]
 
 
-def _read_capped(stream: io.BufferedIOBase, budget: list[int]) -> bytes:
+def _over_budget() -> ParseError:
+    return ParseError(
+        f"archive expands to more than {MAX_ARCHIVE_TOTAL_BYTES // (1024 * 1024)} MB; refused as a possible zip bomb"
+    )
+
+
+def _read_capped(stream: IO[bytes], budget: list[int]) -> bytes:
     chunks: list[bytes] = []
     while True:
         chunk = stream.read(_READ_CHUNK)
@@ -263,15 +279,34 @@ def _read_capped(stream: io.BufferedIOBase, budget: list[int]) -> bytes:
             return b"".join(chunks)
         budget[0] -= len(chunk)
         if budget[0] < 0:
-            raise ParseError(
-                f"archive expands to more than {MAX_ARCHIVE_TOTAL_BYTES // (1024 * 1024)} MB; "
-                "refused as a possible zip bomb"
-            )
+            raise _over_budget()
         chunks.append(chunk)
 
 
-def extract(name: str, data: bytes, skipped: EventList | None = None) -> list[tuple[str, bytes]]:
-    """The files inside a zip or gzip attachment, one level deep; anything else is returned as is.
+def _count_capped(stream: IO[bytes], budget: list[int]) -> bytes:
+    """Read a whole member against the budget without keeping it; returns its first bytes."""
+    head = b""
+    while True:
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            return head
+        if not head:
+            head = chunk[:8]
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise _over_budget()
+
+
+# Opens one file of an attachment (an archive member, or the attachment itself) for reading.
+Opener = Callable[[], IO[bytes]]
+
+
+def open_members(name: str, data: bytes, skipped: EventList | None = None) -> list[tuple[str, Opener]]:
+    """The files inside a zip or gzip attachment, one level deep, each as (name, opener); anything
+    else is itself the one file. The limits are those of extract, checked here, before any member
+    is handed out: each member is inflated once and counted, not kept, so a parser that streams
+    its rows never finds a bomb half way and the memory is one read buffer, not the 190 MB a big
+    feed's CSV expands to.
 
     Archives inside the archive are not opened (a nested bomb costs nothing); they are counted as
     skipped. Raises ParseError for a broken archive or one that breaks the limits.
@@ -282,45 +317,117 @@ def extract(name: str, data: bytes, skipped: EventList | None = None) -> list[tu
             claimed = _zip_entry_count(data)
             if claimed is not None and claimed > MAX_ARCHIVE_MEMBERS:
                 raise ParseError(f"archive {name!r} has {claimed} members; at most {MAX_ARCHIVE_MEMBERS} are read")
-            out: list[tuple[str, bytes]] = []
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                members = [info for info in archive.infolist() if not info.is_dir()]
-                if len(members) > MAX_ARCHIVE_MEMBERS:
-                    raise ParseError(
-                        f"archive {name!r} has {len(members)} members; at most {MAX_ARCHIVE_MEMBERS} are read"
-                    )
-                for info in members:
-                    if info.flag_bits & 0x1:
-                        if skipped is not None:
-                            skipped.skip("encrypted archive member")
-                        continue
-                    if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
-                        if skipped is not None:
-                            skipped.skip("nested archive not opened")
-                        continue
-                    with archive.open(info) as stream:
-                        content = _read_capped(stream, budget)
-                    if is_archive(info.filename, content):
-                        if skipped is not None:
-                            skipped.skip("nested archive not opened")
-                        continue
-                    out.append((info.filename, content))
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) > MAX_ARCHIVE_MEMBERS:
+                raise ParseError(f"archive {name!r} has {len(members)} members; at most {MAX_ARCHIVE_MEMBERS} are read")
+            out: list[tuple[str, Opener]] = []
+            for info in members:
+                if info.flag_bits & 0x1:
+                    if skipped is not None:
+                        skipped.skip("encrypted archive member")
+                    continue
+                if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
+                    if skipped is not None:
+                        skipped.skip("nested archive not opened")
+                    continue
+                with archive.open(info) as stream:
+                    head = _count_capped(stream, budget)
+                if is_archive(info.filename, head):
+                    if skipped is not None:
+                        skipped.skip("nested archive not opened")
+                    continue
+                out.append((info.filename, functools.partial(archive.open, info)))
             return out
         if data[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-                content = _read_capped(stream, budget)  # type: ignore[arg-type]
+
+            def open_gzip() -> IO[bytes]:
+                return gzip.GzipFile(fileobj=io.BytesIO(data))  # type: ignore[return-value]
+
+            with open_gzip() as stream:
+                head = _count_capped(stream, budget)
             inner = re.sub(r"\.gz$", "", name, flags=re.I) or "data"
-            if is_archive(inner, content):
+            if is_archive(inner, head):
                 if skipped is not None:
                     skipped.skip("nested archive not opened")
                 return []
-            return [(inner, content)]
+            return [(inner, open_gzip)]
     except ParseError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as exc:
         # RuntimeError: encrypted member; NotImplementedError: compression method zipfile lacks.
         raise ParseError(f"attachment {name!r} is not a readable archive ({exc.__class__.__name__}: {exc})") from None
-    return [(name, data)]
+    return [(name, functools.partial(io.BytesIO, data))]
+
+
+def extract(
+    name: str, data: bytes, skipped: EventList | None = None, *, head: int | None = None
+) -> list[tuple[str, bytes]]:
+    """The files inside a zip or gzip attachment, one level deep, as bytes (see open_members);
+    anything else is returned as is. With head, only each file's first `head` bytes (a detector's look)."""
+    packed = data[:4] in (b"PK\x03\x04", b"PK\x05\x06") or data[:2] == b"\x1f\x8b"
+    members = open_members(name, data, skipped)
+    if not packed:
+        return [(name, data if head is None else data[:head])]
+    out = []
+    for member, opener in members:
+        with opener() as stream:
+            out.append((member, stream.read() if head is None else stream.read(head)))
+    return out
+
+
+def read_lines(part: Message, opener: Opener, skipped: EventList | None = None) -> Iterator[str]:
+    """The text lines of one file, read and decoded one at a time (a 190 MB CSV is never one string).
+
+    A line over MAX_LINE_BYTES is dropped and counted in `skipped`.
+    Each line is decoded as bytes_text decodes a whole file: the part's declared charset, UTF-8,
+    then cp1252. Line ends ("\\n") are dropped; a "\\r" is left for Table, which reads it as
+    bytes_text's callers do. UTF-16 and UTF-32 files, whose "\\n" is not one byte, are decoded whole.
+    """
+    try:
+        charset = part.get_content_charset()
+        if charset:
+            codecs.lookup(charset)
+    except Exception:  # noqa: BLE001 — an unparseable or unknown charset parameter
+        charset = None
+    with opener() as raw_stream:
+        stream = io.BufferedReader(raw_stream, _READ_CHUNK) if not isinstance(raw_stream, io.BytesIO) else raw_stream
+        first = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+        if first[:2] in (b"\xff\xfe", b"\xfe\xff") or (charset or "").lower().startswith(("utf-16", "utf-32")):
+            yield from bytes_text(part, stream.read()).split("\n")
+            return
+        codec = charset or "utf-8"
+        start = True
+        while line := stream.readline(MAX_LINE_BYTES):
+            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):
+                    line = stream.readline(MAX_LINE_BYTES)
+                if skipped is not None:
+                    skipped.skip(f"line over {MAX_LINE_BYTES // (1024 * 1024)} MB")
+                start = False
+                continue
+            if start:
+                start = False
+                if line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            try:
+                yield line.decode(codec)
+            except UnicodeDecodeError:
+                yield mime.decode_bytes(line, charset)
+
+
+def text_head(part: Message, opener: Opener, size: int) -> str:
+    """The first `size` bytes of a file as text (cut at its last whole line when it is longer)."""
+    with opener() as stream:
+        data = stream.read(size + 1)
+    if len(data) > size:
+        data = data[:size]
+        cut = data.rfind(b"\n")
+        if cut > 0:
+            data = data[: cut + 1]
+    return bytes_text(part, data)
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -352,45 +459,67 @@ def _ends_inside_quotes(line: str, inside: bool, delimiter: str) -> bool:
     return inside
 
 
-def iter_records(lines: list[str], delimiter: str, skipped: EventList) -> Iterator[str]:
-    """Logical CSV records from physical lines. A record whose opening quote never closes within
-    _MAX_RECORD_LINES lines costs that one line (counted), not the rest of the file."""
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
+def iter_records(lines: Iterable[str], delimiter: str, skipped: EventList) -> Iterator[str]:
+    """Logical CSV records from physical lines (a list, or a stream read one line at a time). A
+    record whose opening quote never closes within _MAX_RECORD_LINES lines costs that one line
+    (counted), not the rest of the file: the lines looked ahead at are read again."""
+    source = iter(lines)
+    again: collections.deque[str] = collections.deque()
+    while True:
+        line = again.popleft() if again else next(source, None)
+        if line is None:
+            return
         if line.count('"') % 2 == 0 or not _ends_inside_quotes(line, False, delimiter):
             yield line
-            i += 1
             continue
-        j, inside = i + 1, True
-        while j < n and j - i < _MAX_RECORD_LINES:
-            inside = _ends_inside_quotes(lines[j], True, delimiter)
-            j += 1
+        group, inside = [line], True
+        while len(group) < _MAX_RECORD_LINES:
+            following = again.popleft() if again else next(source, None)
+            if following is None:
+                break
+            group.append(following)
+            inside = _ends_inside_quotes(following, True, delimiter)
             if not inside:
                 break
         if inside:
             skipped.skip("broken CSV quoting")
-            i += 1
+            again.extendleft(reversed(group[1:]))
             continue
-        yield "\n".join(lines[i:j])
-        i = j
+        yield "\n".join(group)
+
+
+def _normal_lines(lines: Iterable[str]) -> Iterator[str]:
+    # What Table does to a whole text, line by line: "\r\n" and a lone "\r" end lines, NULs go.
+    for line in lines:
+        if "\x00" in line:
+            line = line.replace("\x00", "")
+        if "\r" in line:
+            yield from line.removesuffix("\r").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        else:
+            yield line
 
 
 class Table:
-    """A CSV text split into normalized headers and raw rows (lists of strings)."""
+    """A CSV split into normalized headers and raw rows (lists of strings).
 
-    def __init__(self, text: str, skipped: EventList) -> None:
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").split("\n")
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if not lines:
+    text is the whole CSV, or its lines as read_lines gives them: then the rows are read as they
+    are used, once, and the file is never held whole.
+    """
+
+    def __init__(self, text: str | Iterable[str], skipped: EventList) -> None:
+        if isinstance(text, str):
+            lines: Iterator[str] = iter(text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").split("\n"))
+        else:
+            lines = _normal_lines(text)
+        first = next((line for line in lines if line.strip()), None)
+        if first is None:
             raise ParseError("the CSV file is empty")
-        self.delimiter = sniff_delimiter(lines[0])
-        header_row = next(csv.reader([lines[0]], delimiter=self.delimiter), [])
+        self.delimiter = sniff_delimiter(first)
+        header_row = next(csv.reader([first], delimiter=self.delimiter), [])
         self.raw_headers = [h.strip() for h in header_row]
         self.headers = [normalize_key(h) for h in header_row]
-        self.header_line = lines[0].strip()
-        self._lines = lines[1:]
+        self.header_line = first.strip()
+        self._lines = lines
         self._skipped = skipped
 
     def rows(self) -> Iterator[list[str]]:
@@ -439,7 +568,13 @@ def _quote(cell: str, delimiter: str) -> str:
     return cell
 
 
-def table_events(
+def table_events(table: Table, out: EventList, **options) -> None:
+    """Append one ParsedEvent per good row of `table` to `out`; count the bad rows in `out`
+    (iter_table_events, collected)."""
+    out.extend(iter_table_events(table, out, **options))
+
+
+def iter_table_events(
     table: Table,
     out: EventList,
     *,
@@ -454,8 +589,9 @@ def table_events(
     id_prefix: str = "",
     prefer_ports: tuple[str, ...] = PORT_COLUMNS,
     clock_offset: str = "",
-) -> None:
-    """Append one ParsedEvent per good row of `table` to `out`; count the bad rows in `out`.
+) -> Iterator[ParsedEvent]:
+    """One ParsedEvent per good row of `table`, as the rows are read; the bad rows are counted in
+    `out`. A table without IP and time columns raises ParseError here, before any row is read.
 
     `confidence` applies when category_for names a category, `default_confidence` when the row
     falls back to default_category. `clock_offset` ("+01:00") is the zone of a separate date and
@@ -471,51 +607,57 @@ def table_events(
     width = len(headers)  # extra cells past the header are kept in the evidence, not in the record
     header_text = table.header_line
     needed = max(c for c in (ip_col, time_col, date_col, clock_col) if c is not None) + 1
-    row_number = 0
-    for row in table.rows():
-        row_number += 1
-        if len(row) < needed:
-            out.skip("row with too few fields")
-            continue
-        ip = valid_ip(row[ip_col])
-        if ip is None:
-            out.skip(ip_refusal(row[ip_col]))
-            continue
-        if time_col is not None:
-            when_text = row[time_col]
-        else:
-            clock = row[clock_col].strip()  # type: ignore[index]
-            zone = clock_offset if clock_offset and _BARE_CLOCK.match(clock) else ""
-            when_text = f"{row[date_col].strip()} {clock}{zone}"  # type: ignore[index]
-        when = parse_when(when_text)
-        if when is None:
-            out.skip("unreadable time")
-            continue
-        problem = check_when(when, received_at)
-        if problem:
-            out.skip(problem)
-            continue
-        record = (
-            dict(zip(headers, row, strict=False)) if len(row) <= width else dict(zip(headers, row[:width], strict=True))
-        )
-        category = category_for(record)
-        row_confidence = confidence
-        if category is None:
-            category = default_category
-            row_confidence = confidence if default_confidence is None else default_confidence
-        port = valid_port(row[port_col]) if port_col is not None and port_col < len(row) else None
-        external_id = row[id_col].strip()[:200] if id_col is not None and id_col < len(row) else ""
-        out.append(
-            ParsedEvent(
-                ip=ip,
-                occurred_at=when,
-                category=category,
-                format=fmt,
-                port=port,
-                reporter=reporter,
-                reporter_org=reporter_org,
-                external_id=external_id or (f"{id_prefix}#{row_number}" if id_prefix else ""),
-                evidence=header_text + "\n" + table.delimiter.join(_quote(c, table.delimiter) for c in row),
-                confidence=row_confidence,
+
+    def rows() -> Iterator[ParsedEvent]:
+        row_number = 0
+        for row in table.rows():
+            row_number += 1
+            if len(row) < needed:
+                out.skip("row with too few fields")
+                continue
+            ip = valid_ip(row[ip_col])
+            if ip is None:
+                out.skip(ip_refusal(row[ip_col]))
+                continue
+            if time_col is not None:
+                when_text = row[time_col]
+            else:
+                clock = row[clock_col].strip()  # type: ignore[index]
+                zone = clock_offset if clock_offset and _BARE_CLOCK.match(clock) else ""
+                when_text = f"{row[date_col].strip()} {clock}{zone}"  # type: ignore[index]
+            when = parse_when(when_text)
+            if when is None:
+                out.skip("unreadable time")
+                continue
+            problem = check_when(when, received_at)
+            if problem:
+                out.skip(problem)
+                continue
+            record = (
+                dict(zip(headers, row, strict=False))
+                if len(row) <= width
+                else dict(zip(headers, row[:width], strict=True))
             )
-        )
+            category = category_for(record)
+            row_confidence = confidence
+            if category is None:
+                category = default_category
+                row_confidence = confidence if default_confidence is None else default_confidence
+            port = valid_port(row[port_col]) if port_col is not None and port_col < len(row) else None
+            external_id = row[id_col].strip()[:200] if id_col is not None and id_col < len(row) else ""
+            yield (
+                ParsedEvent(
+                    ip=ip,
+                    occurred_at=when,
+                    category=category,
+                    format=fmt,
+                    port=port,
+                    reporter=reporter,
+                    reporter_org=reporter_org,
+                    external_id=external_id or (f"{id_prefix}#{row_number}" if id_prefix else ""),
+                    evidence=header_text + "\n" + table.delimiter.join(_quote(c, table.delimiter) for c in row),
+                    confidence=row_confidence,
+                )
+            )
+
+    return rows()

@@ -8,12 +8,14 @@ events (cases.services.filing) in one transaction with the messages' new status.
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import itertools
 import json
 import logging
 import os
 import socket
+import struct
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,7 +30,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cases import queue
-from cases.intake.base import ParsedEvent, ParseResult
+from cases.intake import ParseStream
+from cases.intake.base import ParsedEvent
 from cases.models import InboundMessage, ParseStatus
 from cases.services.common import TransitionError, storable
 from cases.services.filing import IntakeSummary, file_chunk, record_reports
@@ -72,10 +75,13 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
     digest = hashlib.sha256(raw).hexdigest()
     message_id, subject, sender = _header_summary(raw)
     user = actor if getattr(actor, "is_authenticated", False) else None
+    # A big message's bytes go to PostgreSQL by COPY, not as a parameter: psycopg2 sends bytea
+    # as hex text in the query, which took seven times the message's size in memory at once.
+    by_copy = connection.vendor == "postgresql" and len(raw) > COPY_RAW_BYTES
     try:
         with transaction.atomic():
             message = InboundMessage.objects.create(
-                raw=raw,
+                raw=b"" if by_copy else raw,
                 size=len(raw),
                 sha256=digest,
                 message_id=message_id,
@@ -84,6 +90,9 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
                 channel=channel,
                 received_by=user,
             )
+            if by_copy:
+                _write_raw(message.pk, raw)
+                message.raw = raw
             _queue_parse(message.pk)
     except IntegrityError:
         # The same bytes were stored before (sha256 is unique): one message, received again.
@@ -92,6 +101,49 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
         InboundMessage.objects.filter(pk=message.pk).update(times_received=F("times_received") + 1)
         return message, False
     return message, True
+
+
+# Messages bigger than this are stored by COPY (see receive); smaller ones with their INSERT.
+COPY_RAW_BYTES = 256 * 1024
+
+
+class _CopyRaw(io.RawIOBase):
+    """One bytea row in COPY's binary format, read in slices of the bytes (never copied whole)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.parts = [
+            b"PGCOPY\n\xff\r\n\x00" + struct.pack("!iihi", 0, 0, 1, len(data)),
+            memoryview(data),
+            struct.pack("!h", -1),
+        ]
+        self.at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while self.parts and self.at >= len(self.parts[0]):
+            self.parts.pop(0)
+            self.at = 0
+        if not self.parts:
+            return b""
+        part = self.parts[0]
+        end = len(part) if size is None or size < 0 else self.at + size
+        chunk = bytes(part[self.at : end])
+        self.at += len(chunk)
+        return chunk
+
+
+def _write_raw(pk: int, raw: bytes) -> None:
+    """The raw bytes of message pk, by COPY into a temporary table and one UPDATE (PostgreSQL)."""
+    table = connection.ops.quote_name(InboundMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS abusedesk_raw_upload (raw bytea) ON COMMIT DELETE ROWS")
+        cursor.execute("TRUNCATE abusedesk_raw_upload")
+        cursor.cursor.copy_expert(
+            "COPY abusedesk_raw_upload (raw) FROM STDIN WITH (FORMAT binary)", _CopyRaw(raw), size=1024 * 1024
+        )
+        cursor.execute(f"UPDATE {table} SET raw = u.raw FROM abusedesk_raw_upload AS u WHERE id = %s", [pk])
 
 
 def _queue_parse(message_id: int) -> None:
@@ -295,17 +347,21 @@ class _Heartbeat:
             connections.close_all()
 
 
-def _parse_stored(message: Claimed) -> ParseResult:
+def _parse_stored(message: Claimed) -> ParseStream:
+    """The message's events as an iterator (intake.parse_stream): a big feed's rows are read as
+    the chunks take them, never held whole."""
     from cases import intake
 
     max_bytes = settings.INTAKE_MAX_MESSAGE_BYTES
     if message.size > max_bytes:
-        return ParseResult(format="", events=[], error=f"message is {message.size:,} bytes; the limit is {max_bytes:,}")
+        return ParseStream(
+            format="", events=iter(()), error=f"message is {message.size:,} bytes; the limit is {max_bytes:,}"
+        )
     try:
-        return intake.parse(message.raw, received_at=message.received_at, are_ours=are_ours)
+        return intake.parse_stream(message.raw, received_at=message.received_at, are_ours=are_ours)
     except Exception as exc:  # the dispatcher should not raise; if it does, the message waits for a person
         log.exception("parser crashed on message %s", message.pk)
-        return ParseResult(format="", events=[], error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
+        return ParseStream(format="", events=iter(()), error=f"parser error: {type(exc).__name__}: {exc}"[:1000])
 
 
 class LostClaim(Exception):
@@ -324,6 +380,7 @@ class _Stream:
     taken_in_chunk: int = 0
     finished: bool = False
     over_cap: int = 0
+    error: str = ""  # why the parser stopped early, if it did (written with the final status)
 
 
 def _process_claimed(claimed: list[Claimed], *, actor=None) -> IntakeSummary:
@@ -355,7 +412,10 @@ def _process_claimed(claimed: list[Claimed], *, actor=None) -> IntakeSummary:
                     continue
                 streams.append(stream)
                 while not stream.finished:
-                    _take(stream, chunk, chunk_size)
+                    try:
+                        _take(stream, chunk, chunk_size)
+                    except Exception as exc:  # noqa: BLE001 — a file that breaks half way
+                        _parser_stopped(stream, exc)
                     if len(chunk) >= chunk_size:
                         flush()
             except LostClaim:
@@ -387,6 +447,15 @@ def _take(stream: _Stream, chunk: list[tuple[ParsedEvent, int]], chunk_size: int
         if len(chunk) >= chunk_size:
             return
     stream.finished = True
+
+
+def _parser_stopped(stream: _Stream, exc: Exception) -> None:
+    """The parser failed half way through a message (its first events were fine): what it gave is
+    filed, and the message says where and why it stopped."""
+    log.warning("the parser stopped on message %s after %d events", stream.message.pk, stream.done, exc_info=True)
+    stream.finished = True
+    stream.events = iter(())
+    stream.error = f"the parser stopped after {stream.done:,} events: {type(exc).__name__}: {exc}"[:1000]
 
 
 def _open_stream(message: Claimed, owner: str) -> _Stream | None:
@@ -476,8 +545,8 @@ def _record_progress_postgresql(streams: list[_Stream], owner: str) -> None:
     """_record_progress for every message of the chunk in one round trip, with _relax_commit's settings."""
     table = connection.ops.quote_name(InboundMessage._meta.db_table)
     now = timezone.now()
-    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(streams))
-    params: list = [v for s in streams for v in (s.message.pk, s.done, s.finished, s.fmt[:32], s.over_cap)]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(streams))
+    params: list = [v for s in streams for v in (s.message.pk, s.done, s.finished, s.fmt[:32], s.over_cap, s.error)]
     sql = (
         # See _relax_commit for why.
         "SET LOCAL synchronous_commit TO OFF; SET CONSTRAINTS ALL IMMEDIATE; "
@@ -485,13 +554,13 @@ def _record_progress_postgresql(streams: list[_Stream], owner: str) -> None:
         "heartbeat_at = CASE WHEN v.fin THEN NULL ELSE %s::timestamptz END, "
         "status = CASE WHEN v.fin THEN %s ELSE m.status END, "
         "format = CASE WHEN v.fin THEN v.fmt ELSE m.format END, "
-        "parse_error = CASE WHEN v.fin THEN '' ELSE m.parse_error END, "
+        "parse_error = CASE WHEN v.fin THEN v.err ELSE m.parse_error END, "
         "parsed_at = CASE WHEN v.fin THEN %s::timestamptz ELSE m.parsed_at END, "
         "claimed_at = CASE WHEN v.fin THEN NULL ELSE m.claimed_at END, "
         "claimed_by = CASE WHEN v.fin THEN '' ELSE m.claimed_by END, "
         "event_count = CASE WHEN v.fin THEN v.done ELSE m.event_count END, "
         "events_over_cap = CASE WHEN v.fin THEN v.cap ELSE m.events_over_cap END "
-        f"FROM (VALUES {rows}) AS v(id, done, fin, fmt, cap) "
+        f"FROM (VALUES {rows}) AS v(id, done, fin, fmt, cap, err) "
         "WHERE m.id = v.id AND m.status = %s AND m.claimed_by = %s RETURNING m.id"
     )
     with connection.cursor() as cursor:
@@ -517,7 +586,7 @@ def _record_progress(streams: list[_Stream], owner: str) -> None:
             values.update(
                 status=ParseStatus.PARSED,
                 format=stream.fmt[:32],
-                parse_error="",
+                parse_error=stream.error,
                 parsed_at=now,
                 claimed_at=None,
                 claimed_by="",

@@ -86,7 +86,7 @@ class Command(BaseCommand):
             try:
                 for label, raw in _messages(path):
                     try:
-                        _, created = receive(raw, channel or Channel.BULK)
+                        created = receive(raw, channel or Channel.BULK)[1]
                     except Exception as exc:
                         failed += 1
                         self.stderr.write(f"{label}: could not store: {exc}")
@@ -94,6 +94,8 @@ class Command(BaseCommand):
                         stored += created
                         duplicates += not created
                     bar.update(1)
+                    # Dropped before the next message is read: one message's bytes at a time.
+                    del raw
             except (OSError, mailbox.Error, CommandError) as exc:
                 failed += 1
                 self.stderr.write(f"{path}: could not read: {exc}")
