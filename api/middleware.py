@@ -31,13 +31,20 @@ VERSION_PREFIX = "/api/v1/"
 
 
 def api_handler(middleware: list[str]):
-    """Django's request handling (as BaseHandler.load_middleware builds it) behind `middleware` only."""
+    """Django's request handling behind `middleware` only, built as BaseHandler.load_middleware
+    builds it from MIDDLEWARE (synchronous middleware, hooks included)."""
     handler = BaseHandler()
-    # What load_middleware collects from the middleware's hooks; the API's list has none of them.
     handler._view_middleware, handler._template_response_middleware, handler._exception_middleware = [], [], []
     chain = convert_exception_to_response(handler._get_response)
     for path in reversed(middleware):
-        chain = convert_exception_to_response(import_string(path)(chain))
+        instance = import_string(path)(chain)
+        if hasattr(instance, "process_view"):
+            handler._view_middleware.insert(0, instance.process_view)
+        if hasattr(instance, "process_template_response"):
+            handler._template_response_middleware.append(instance.process_template_response)
+        if hasattr(instance, "process_exception"):
+            handler._exception_middleware.append(instance.process_exception)
+        chain = convert_exception_to_response(instance)
     return chain
 
 

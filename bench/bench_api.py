@@ -156,6 +156,8 @@ def main() -> None:
     print(f"statements_first_call: {first} statements (reads the token, records its use)")
     print(f"statements_per_submission: {then} statements")
     print(f"load_average_before: {os.getloadavg()[0]:.1f} (2 cores; other work on the machine slows every figure)")
+    wait = durable_commit_ms()
+    print(f"durable_commit: {wait:.1f} ms (median; each submission waits this long for its message to reach the disk)")
 
     worker_class = f"gthread ({args.threads} threads each)" if args.threads > 1 else "sync"
     kept = "kept alive" if args.threads > 1 else "one per call: sync workers close them"
@@ -235,6 +237,23 @@ def statements_per_submission(key: str) -> tuple[int, int]:
     for q in queries.captured_queries:
         print(f"  sql: {q['sql'][:110]}")
     return counts[0], counts[1]
+
+
+def durable_commit_ms(times: int = 50) -> float:
+    """How long a one-row commit waits for the disk on this server: a sync worker idles through it
+    on every submission, so two of them cannot pass 2 / (this + the CPU per call) calls a second."""
+    from django.db import connection
+
+    took = []
+    with connection.cursor() as cursor:
+        # Not a temporary table: PostgreSQL writes no WAL for one, and its commit waits for nothing.
+        cursor.execute("CREATE TABLE bench_commit (x int)")
+        for _ in range(times):
+            started = time.perf_counter()
+            cursor.execute("INSERT INTO bench_commit VALUES (1)")  # autocommit: one durable commit
+            took.append((time.perf_counter() - started) * 1000)
+        cursor.execute("DROP TABLE bench_commit")
+    return statistics.median(took)
 
 
 def cpu_seconds(which, kind: str) -> float:
