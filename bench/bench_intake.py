@@ -21,7 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DEBUG", "true")
+# Production settings: DEBUG off (DEBUG on records every SQL statement in memory).
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
 os.environ["ENRICHMENT_ENABLED"] = "false"
 # An in-memory broker: tasks are queued as a real deployment queues them, and this process
 # plays the worker (eager for the one-at-a-time figure, draining the queue for the batch one).

@@ -7,6 +7,7 @@ events (cases.services.filing) in one transaction with the messages' new status.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import ipaddress
@@ -78,8 +79,13 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
     # A big message's bytes go to PostgreSQL by COPY, not as a parameter: psycopg2 sends bytea
     # as hex text in the query, which took seven times the message's size in memory at once.
     by_copy = connection.vendor == "postgresql" and len(raw) > COPY_RAW_BYTES
+    # One INSERT needs no transaction of its own: outside a caller's transaction it commits by
+    # itself (autocommit), which spares the BEGIN and COMMIT round trips; the parse is queued
+    # at once, as on_commit does outside a transaction. Inside a caller's transaction, a savepoint
+    # keeps a duplicate's IntegrityError from breaking it.
+    alone = not by_copy and not connection.in_atomic_block
     try:
-        with transaction.atomic():
+        with contextlib.nullcontext() if alone else transaction.atomic():
             message = InboundMessage.objects.create(
                 raw=b"" if by_copy else raw,
                 size=len(raw),
@@ -240,7 +246,10 @@ def claim_messages(
         # A claim lost in a crash is no loss (the message is still waiting): no need to wait for the disk.
         sql = "SET LOCAL synchronous_commit TO OFF; " + sql
     head = [ParseStatus.PARSING, now, now, worker_identity()]
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement: outside a caller's transaction it runs in autocommit (PostgreSQL's implicit
+    # transaction, where SET LOCAL holds), without the BEGIN and COMMIT round trips.
+    alone = contextlib.nullcontext() if connection.vendor == "postgresql" else transaction.atomic()
+    with alone, connection.cursor() as cursor:
         cursor.execute(sql, [*head, *params, limit, INLINE_RAW_BYTES])
         rows = cursor.fetchall()
     claimed = [
@@ -315,36 +324,77 @@ def _release(qs) -> int:
     return count
 
 
-class _Heartbeat:
-    """Renews this worker's claims every INTAKE_HEARTBEAT_SECONDS while a batch runs, from its own
-    thread (and database connection), so a claim outlives a long parse but not its worker."""
+class _Beater:
+    """One thread per worker process renews the claims of the batches running in it, every
+    INTAKE_HEARTBEAT_SECONDS, from its own database connection: a claim outlives a long parse but
+    not its worker. One thread for the process's life, not one per batch: mail filed one message
+    at a time would otherwise start and join a thread for every message."""
 
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="intake-heartbeat", daemon=True)
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owners: dict[str, int] = {}
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.interval = 0.0
 
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
+    def add(self, owner: str) -> None:
+        with self.lock:
+            self.owners[owner] = self.owners.get(owner, 0) + 1
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                # Threads do not survive a fork: a prefork child starts its own.
+                self.pid = os.getpid()
+                self.interval = settings.INTAKE_HEARTBEAT_SECONDS
+                self.thread = threading.Thread(target=self._run, name="intake-heartbeat", daemon=True)
+                self.thread.start()
+            elif self.interval > settings.INTAKE_HEARTBEAT_SECONDS:
+                self.wake.set()  # the setting was shortened: do not sleep out the old interval
 
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
+    def remove(self, owner: str) -> None:
+        with self.lock:
+            left = self.owners.get(owner, 0) - 1
+            if left > 0:
+                self.owners[owner] = left
+            else:
+                self.owners.pop(owner, None)
 
     def _run(self) -> None:
         from django.db import connections
 
-        try:
-            while not self.stop.wait(settings.INTAKE_HEARTBEAT_SECONDS):
-                try:
-                    InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_by=self.owner).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except Exception:  # a missed beat is not fatal: the next one, or the chunk's, renews it
-                    log.warning("intake heartbeat failed", exc_info=True)
-        finally:
-            connections.close_all()
+        while True:
+            self.interval = settings.INTAKE_HEARTBEAT_SECONDS
+            if self.wake.wait(self.interval):
+                self.wake.clear()
+                continue
+            with self.lock:
+                owners = list(self.owners)
+            if not owners:
+                continue
+            try:
+                InboundMessage.objects.filter(status=ParseStatus.PARSING, claimed_by__in=owners).update(
+                    heartbeat_at=timezone.now()
+                )
+            except Exception:  # a missed beat is not fatal: the next one, or the chunk's, renews it
+                log.warning("intake heartbeat failed", exc_info=True)
+            finally:
+                connections.close_all()  # no idle connection held between beats
+
+
+_beater = _Beater()
+
+
+class _Heartbeat:
+    """While a batch runs, the process's heartbeat thread renews its claims."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def __enter__(self) -> _Heartbeat:
+        _beater.add(self.owner)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _beater.remove(self.owner)
 
 
 def _parse_stored(message: Claimed) -> ParseStream:

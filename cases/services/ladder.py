@@ -366,12 +366,17 @@ def _from_row(model, values: list, converters: list):
 
 
 def _lock_with_facts_postgresql(case_id: int, now: datetime) -> tuple[Case, CaseFacts]:
-    """_lock() and load_facts() for one case in one round trip: the path of every filed message.
+    """_lock() and load_facts() for one case in one round trip.
 
     Two statements in one call. The lock comes first, on its own, so the facts (read by the next
     statement, with a new snapshot) include whatever the lock's previous holder committed, as
     when _lock and load_facts ran one after the other.
     """
+    return _case_with_facts_postgresql(case_id, now, lock=True)
+
+
+def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> tuple[Case, CaseFacts]:
+    """A case, its customer and its CaseFacts in one statement (after the lock's, with lock=True)."""
     case_columns, case_converters = _columns(Case, "c")
     customer_columns, customer_converters = _columns(Customer, "cu")
     quote = connection.ops.quote_name
@@ -381,8 +386,8 @@ def _lock_with_facts_postgresql(case_id: int, now: datetime) -> tuple[Case, Case
     policies = {kind: policy_for(kind) for kind in CustomerKind.values}
     oldest = now - timedelta(days=max(p.window_days for p in policies.values()))
     sql = (
-        f"SELECT 1 FROM {case_t} WHERE id = %s FOR UPDATE; "
-        f"SELECT {', '.join(case_columns + customer_columns)}, "
+        (f"SELECT 1 FROM {case_t} WHERE id = %s FOR UPDATE; " if lock else "")
+        + f"SELECT {', '.join(case_columns + customer_columns)}, "
         "rf.ats, rf.voices, rf.trusted, rf.rejected, ap.rung, ap.status, ap.scheduled_for, "
         f"(SELECT max(n.created_at) FROM {notice_t} n JOIN {case_t} o ON o.id = n.case_id "
         " WHERE o.customer_id = c.customer_id AND o.id <> c.id AND n.kind = ANY(%s) AND n.status <> %s), "
@@ -403,7 +408,7 @@ def _lock_with_facts_postgresql(case_id: int, now: datetime) -> tuple[Case, Case
         "WHERE c.id = %s"
     )
     params = [
-        case_id,
+        *([case_id] if lock else []),
         [str(k) for k in CUSTOMER_NOTICE_KINDS],
         str(NoticeStatus.FAILED),
         oldest,
@@ -642,14 +647,7 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
     now = now or timezone.now()
     ids = sorted(set(case_ids))
     if len(ids) == 1:
-        # Mail filed one message at a time touches one case: the locked evaluation alone, rather
-        # than a bulk pre-pass that computes the same facts again inside the lock.
-        try:
-            step = evaluate_case(ids[0], now=now)
-        except Exception:  # as below: the next run tries again
-            log.exception("could not evaluate case %s", ids[0])
-            return 0
-        return int(step.ready)
+        return _evaluate_one(ids[0], now)
     acted = 0
     for start in range(0, len(ids), chunk):
         batch = list(Case.objects.select_related("customer").filter(pk__in=ids[start : start + chunk]))
@@ -657,9 +655,7 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
         quiet: list[Case] = []
         for case in batch:
             step = next_step(facts[case.pk], policy_for(case.customer.kind), now)
-            hold_over = case.hold_until is not None and case.hold_until <= now
-            proposal_changed = step.ready and step.mode == StepMode.NOC and case.proposed_rung != step.rung
-            if hold_over or (step.ready and step.mode != StepMode.NOC) or proposal_changed:
+            if _must_act(case, step, now):
                 try:
                     evaluate_case(case.pk, now=now)
                 except Exception:  # one bad case must not stop the batch; the next run tries again
@@ -678,6 +674,34 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
         if timed:
             Case.objects.bulk_update(timed, ["escalation_due_at"], batch_size=1000)
     return acted
+
+
+def _must_act(case: Case, step: Step, now: datetime) -> bool:
+    """Whether a case's step needs the locked evaluation: a hold ran out, a rung to climb or to ask a
+    manager for, a new proposal for a NOC member. Otherwise at most its due time changes."""
+    hold_over = case.hold_until is not None and case.hold_until <= now
+    proposal_changed = step.ready and step.mode == StepMode.NOC and case.proposed_rung != step.rung
+    return hold_over or (step.ready and step.mode != StepMode.NOC) or proposal_changed
+
+
+def _evaluate_one(case_id: int, now: datetime) -> int:
+    """Mail filed one message at a time touches one case. On PostgreSQL its facts are read in one
+    statement, without a lock (and so without a transaction of its own); the locked evaluation (which reads them again, under the
+    lock) runs only when there is something to do, as in evaluate_cases' bulk pass."""
+    try:
+        if connection.vendor == "postgresql":
+            case, facts = _case_with_facts_postgresql(case_id, now, lock=False)
+            step = next_step(facts, policy_for(case.customer.kind), now)
+            if not _must_act(case, step, now):
+                due = None if step.ready else step.due_at
+                if case.escalation_due_at != due:
+                    Case.objects.filter(pk=case_id).update(escalation_due_at=due)
+                return int(step.ready)
+        step = evaluate_case(case_id, now=now)
+    except Exception:  # as in the bulk pass: the next run tries again
+        log.exception("could not evaluate case %s", case_id)
+        return 0
+    return int(step.ready)
 
 
 def reevaluate_open_cases(*, now: datetime | None = None, only_due: bool = True, chunk: int = 1000) -> int:

@@ -112,3 +112,27 @@ def test_evaluating_a_case_reads_it_in_one_round_trip():
 def test_a_missing_case_is_refused():
     with pytest.raises(Case.DoesNotExist), transaction.atomic():
         ladder._lock_with_facts_postgresql(10**12, timezone.now())
+
+
+def test_a_quiet_case_is_evaluated_with_one_read_and_no_lock():
+    case = make_case(rung=Rung.NONE, reports=0)
+    for kind in CustomerKind.values:
+        ladder.policy_for(kind)
+    with CaptureQueriesContext(connection) as queries:
+        ladder.evaluate_cases([case.pk])
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) == 1, sql
+    assert "FOR UPDATE" not in sql[0]
+    case.refresh_from_db()
+    assert case.rung == Rung.NONE
+
+
+def test_a_case_that_must_climb_is_evaluated_under_its_lock():
+    case = make_case(rung=Rung.NONE, reports=1)  # the default policy: a first notice after one report
+    with CaptureQueriesContext(connection) as queries:
+        acted = ladder.evaluate_cases([case.pk])
+    case.refresh_from_db()
+    assert acted == 1
+    assert case.rung == Rung.FIRST_NOTICE
+    assert any("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
+    assert case.notices.filter(kind=NoticeKind.FIRST_NOTICE).count() == 1
