@@ -642,17 +642,6 @@ class ReporterSource(models.Model):
     def __str__(self) -> str:
         return self.name or self.pattern
 
-
-class ApprovalStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for a manager"
-    SCHEDULED = "scheduled", "Approved, scheduled"
-    DONE = "done", "Approved and carried out"
-    REFUSED = "refused", "Refused"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-OPEN_APPROVAL_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.SCHEDULED)
-
     @classmethod
     def cached(cls) -> dict[str, tuple[str, bool]]:
         """Every source as pattern -> (trust, automated), kept a minute per process like Policy.cached:
@@ -676,6 +665,17 @@ OPEN_APPROVAL_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.SCHEDULED)
 _source_cache: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = {}
 models.signals.post_save.connect(ReporterSource.forget_cached, sender=ReporterSource)
 models.signals.post_delete.connect(ReporterSource.forget_cached, sender=ReporterSource)
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a manager"
+    SCHEDULED = "scheduled", "Approved, scheduled"
+    DONE = "done", "Approved and carried out"
+    REFUSED = "refused", "Refused"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_APPROVAL_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.SCHEDULED)
 
 
 class ApprovalQuerySet(models.QuerySet):

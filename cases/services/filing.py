@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 # Formats a person writes (as opposed to feedback loops, SpamCop, Shadowserver, CERT feeds): from an
 # unlisted reporter these count only once confirmed. "manual" is typed in by NOC staff and counts.
 PERSON_FORMATS = {"freetext"}
-
 # Formats machines send (feedback loops, SpamCop, feeds, CERT notices, the API's events): nobody
 # there reads an acknowledgement.
 MACHINE_FORMATS = frozenset(
@@ -60,6 +59,7 @@ def may_thank(report: Report) -> bool:
         and fmt not in MACHINE_FORMATS
         and not fmt.startswith("xarf")
     )
+
 
 def source_trust(reporter: str, sources: dict[str, str]) -> str:
     """The trust of the ReporterSource matching reporter: its exact address, else its domain or a parent."""
@@ -90,8 +90,8 @@ class IntakeSummary:
     cases_opened: int = 0
     cases_updated: set[int] = field(default_factory=set)
     new_report_ids: list[int] = field(default_factory=list)
-    first_report_by_ip: dict[str, int] = field(default_factory=dict)  # one enrichment per address
     thank_report_ids: list[int] = field(default_factory=list)  # new reports whose reporter may be thanked
+    first_report_by_ip: dict[str, int] = field(default_factory=dict)  # one enrichment per address
 
 
 def dedupe_key(ip: str, category: str, reporter: str) -> str:
@@ -256,6 +256,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     summary.created += len(fresh)
     summary.unassigned += len(no_customer)
     summary.new_report_ids.extend(r.pk for _, r in fresh)
+    summary.thank_report_ids.extend(r.pk for _, r in fresh if may_thank(r))
     for _, r in fresh:
         summary.first_report_by_ip.setdefault(r.ip, r.pk)
     for key, reports in groups.items():
@@ -284,7 +285,6 @@ def _finish_cases(filing: _Filing, *, actor) -> None:
         changed.append(case)
         filing.summary.cases_updated.add(case.pk)
         note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
-    summary.thank_report_ids.extend(r.pk for _, r in fresh if may_thank(r))
         sources = {r.message_id for r in reports if r.message_id}
         if len(sources) == 1:
             note += f" from message {sources.pop()} ({reports[0].format or 'unknown format'})"
@@ -497,13 +497,13 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     postgres = connection.vendor == "postgresql"
     now = timezone.now()
     window = _duplicate_window()
-    keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
+    keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e, _ in clean}
     times = [e.occurred_at for e, _ in clean]
     if postgres:
         known = _lock_and_find_originals(set(keys.values()), times, window)
     else:
         known = _known_originals(set(keys.values()), times, window)
-    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean)
     filing = _Filing(summary=summary)
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
@@ -562,6 +562,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     summary.cases_opened = len(opened)
     summary.cases_updated = {case.pk for case in cases.values()}
     summary.new_report_ids = [r.pk for r in fresh]
+    summary.thank_report_ids = [r.pk for r in fresh if may_thank(r)]
     for r in fresh:
         summary.first_report_by_ip.setdefault(r.ip, r.pk)
     if summary.cases_updated:
@@ -588,7 +589,6 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
         evidence=event.evidence[: settings.EVIDENCE_MAX_CHARS],
         confidence=event.confidence,
         customer_id=allocation.customer_id if allocation else None,
-    summary.thank_report_ids = [r.pk for r in fresh if may_thank(r)]
         allocation_id=allocation.pk if allocation else None,
         dedupe_key=key,
         created_at=now,
@@ -622,6 +622,8 @@ def _lock_and_find_originals(
     if not keys:
         return known
     ids = sorted({int(key[:15], 16) for key in keys})
+    table = connection.ops.quote_name(Report._meta.db_table)
+    lo, hi = min(times) - window, max(times) + window
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
@@ -658,8 +660,6 @@ def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[
     """
     if not groups:
         return {}, set()
-    table = connection.ops.quote_name(Report._meta.db_table)
-    lo, hi = min(times) - window, max(times) + window
     fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
     rows = []
     for (customer_id, category), reports in sorted(groups.items()):

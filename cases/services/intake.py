@@ -656,6 +656,7 @@ def _merge(summary: IntakeSummary, one: IntakeSummary) -> None:
     summary.cases_opened += one.cases_opened
     summary.cases_updated |= one.cases_updated
     summary.new_report_ids += one.new_report_ids
+    summary.thank_report_ids += one.thank_report_ids
     for ip, pk in one.first_report_by_ip.items():
         summary.first_report_by_ip.setdefault(ip, pk)
 
@@ -725,7 +726,6 @@ def enter_report(
     message: InboundMessage | None = None,
     actor,
 ) -> tuple[InboundMessage, IntakeSummary]:
-    summary.thank_report_ids += one.thank_report_ids
     """A complaint entered by NOC staff (a phone call, or an unparsed message read by a person).
 
     Without a message, what was typed is itself stored as an InboundMessage (channel web),

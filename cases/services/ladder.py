@@ -686,8 +686,9 @@ def _must_act(case: Case, step: Step, now: datetime) -> bool:
 
 def _evaluate_one(case_id: int, now: datetime) -> int:
     """Mail filed one message at a time touches one case. On PostgreSQL its facts are read in one
-    statement, without a lock (and so without a transaction of its own); the locked evaluation (which reads them again, under the
-    lock) runs only when there is something to do, as in evaluate_cases' bulk pass."""
+    statement, without a lock (and so without a transaction of its own); the locked evaluation
+    (which reads them again, under the lock) runs only when there is something to do, as in
+    evaluate_cases' bulk pass."""
     try:
         if connection.vendor == "postgresql":
             case, facts = _case_with_facts_postgresql(case_id, now, lock=False)
