@@ -128,3 +128,46 @@ def test_names_with_quotes_backslashes_and_braces_are_stored_as_written(tmp_path
     assert AllocationChange.objects.get().new["customer"] == "NULL"
     out, err = run_command("import_allocations", path)
     assert "created: 0\nupdated: 0\nunchanged: 2\nrejected: 0" in out, err
+
+
+@pytest.mark.requires_postgres  # two real connections writing at once; SQLite has one writer at a time
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_new_customers_at_once_write_them_once(tmp_path, monkeypatch):
+    """Both read "no such customer" before either writes: the second INSERT waits for the first
+    import's commit, fails on the unique account, and that batch goes row by row: unchanged."""
+    import threading
+
+    from django.db import connections
+
+    both_read = threading.Barrier(2, timeout=20)
+    real_write = imports._AllocationBatch._write
+
+    def write_after_both_read(self) -> None:
+        both_read.wait()
+        real_write(self)
+
+    monkeypatch.setattr(imports._AllocationBatch, "_write", write_after_both_read)
+    path = allocation_file(tmp_path, 20, "same.csv")
+    summaries, errors = [], []
+
+    def run_import() -> None:
+        try:
+            run = ImportRun.objects.create(kind=ImportRun.Kind.ALLOCATIONS, filename="same.csv")
+            summaries.append(execute(run, path))
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_import) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not errors, errors
+    outcomes = sorted((s.created, s.updated, s.unchanged, s.rejected) for s in summaries)
+    assert outcomes == [(0, 0, 40, 0), (40, 0, 0, 0)]
+    assert (Customer.objects.count(), Contact.objects.count(), Allocation.objects.count()) == (40, 40, 20)
+    assert AllocationChange.objects.count() == 20
+    assert set(ImportRun.objects.values_list("status", flat=True)) == {"done"}
