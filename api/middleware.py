@@ -17,7 +17,7 @@ import time
 from django.conf import settings
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -116,20 +116,32 @@ def log_call(request, response, started: float) -> None:
         getattr(request, "api_message_id", None),
         connection.ops.adapt_datetimefield_value(timezone.now()),
     ]
-    insert = _insert_call(connection.vendor)
     try:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql" and not connection.in_atomic_block:
-                # BEGIN and COMMIT in the same message as the INSERT: one round trip, where a
-                # transaction.atomic() block costs three (and SET LOCAL needs a transaction).
-                try:
-                    cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {insert}; COMMIT", row)
-                except Exception:
-                    # A failed INSERT leaves the transaction open and aborted; end it, or the
-                    # connection's next user finds it so.
-                    cursor.execute("ROLLBACK")
-                    raise
-            else:  # SQLite, or inside the caller's transaction (the tests' own)
-                cursor.execute(insert, row)
+        try:
+            _write(row)
+        except IntegrityError:
+            if row[0] is None:
+                raise
+            # The token was deleted meanwhile (this process still trusted it, for at most
+            # API_TOKEN_CACHE_SECONDS): the call is logged all the same, under its prefix.
+            row[0] = None
+            _write(row)
     except Exception:  # the log must never turn an answer into an error
         log.exception("could not log an API call")
+
+
+def _write(row: list) -> None:
+    insert = _insert_call(connection.vendor)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # BEGIN and COMMIT in the same message as the INSERT: one round trip, where a
+            # transaction.atomic() block costs three (and SET LOCAL needs a transaction).
+            try:
+                cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {insert}; COMMIT", row)
+            except Exception:
+                # A failed statement leaves the transaction open and aborted (a failed COMMIT
+                # ends it); end it, or the connection's next user finds it so.
+                cursor.execute("ROLLBACK")
+                raise
+        else:  # SQLite, or inside the caller's transaction (the tests' own)
+            cursor.execute(insert, row)

@@ -143,3 +143,14 @@ def test_events_share_their_validating_fields_and_each_body_is_judged_alone(toke
     )
     assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["1.time"]
     assert submit(client).status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_with_a_token_deleted_meanwhile_is_logged_under_its_prefix(token):
+    api_key, key = token("submit")
+    client = client_for(key)
+    assert submit(client, "198.51.100.1").status_code == 202
+    ApiKey.objects.filter(pk=api_key.pk).delete()  # by another process: this one still trusts it
+    assert submit(client, "198.51.100.2").status_code == 202
+    calls = list(ApiCall.objects.order_by("id").values_list("key_id", "key_prefix", "status"))
+    assert calls == [(None, api_key.prefix, 202), (None, api_key.prefix, 202)]
