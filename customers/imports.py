@@ -1040,6 +1040,8 @@ class _LeaseImport:
     def _parse_ip(text: str) -> str | RowError:
         if not text:
             return RowError("ip is empty")
+        if "%" in text:  # ipaddress reads "fe80::1%eth0" as an address; the zone names an interface
+            return RowError(f"ip {text!r} carries an IPv6 zone id, which names an interface, not an address")
         if "/" in text:
             try:
                 net = parse_network(text)

@@ -152,3 +152,13 @@ def test_an_email_is_accepted_exactly_when_validate_email_accepts_it(email):
         assert str(exc) == f"email {email!r} is not a valid address"
         accepted = False
     assert accepted == expected
+
+
+def test_an_ipv6_zone_id_in_a_lease_row_is_refused_for_that_row(tmp_path):
+    Customer.objects.create(account="A100", name="Alice")
+    rows = "fe80::1%eth0,A100,2024-03-01T10:00:00Z,\n2001:db8::8,A100,2024-03-01T10:00:00Z,\n"
+    out, err = run_command("import_leases", write(tmp_path, LEASE_HEADER + rows))
+
+    assert "created: 1\nupdated: 0\nunchanged: 0\nrejected: 1" in out, err
+    assert reasons(err) == {2: "ip 'fe80::1%eth0' carries an IPv6 zone id, which names an interface, not an address"}
+    assert list(Allocation.objects.values_list("network", flat=True)) == ["2001:db8::8/128"]
