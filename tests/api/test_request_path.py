@@ -36,6 +36,15 @@ def test_api_calls_skip_the_desks_browser_middleware_and_keep_the_security_heade
     assert "Content-Security-Policy" in client.get("/accounts/login/")
 
 
+def test_the_host_check_and_the_https_redirect_still_hold_for_api_calls(token, settings):
+    _k, key = token("read")
+    bad_host = client_for(key).get("/api/v1/cases/", HTTP_HOST="evil.example")
+    assert bad_host.status_code == 400 and bad_host.json()["error"]["code"] == "invalid"
+    settings.SECURE_SSL_REDIRECT = True
+    plain = client_for(key).get("/api/v1/cases/")
+    assert plain.status_code == 301 and plain["Location"].startswith("https://")
+
+
 def test_an_api_path_without_its_slash_is_still_redirected(token):
     _k, key = token("read")
     response = client_for(key).get("/api/v1/cases")
