@@ -268,10 +268,20 @@ class Case(models.Model):
 class UnassignedReason(models.TextChoices):
     OUTSIDE = "outside", "Outside our address space"
     NOT_HELD = "not_held", "Nobody held the address then"
+    # A URL-only report whose host name gave no address (ip is then empty; the key fits max_length 8):
+    # re-resolve asks DNS again.
+    UNRESOLVED = "no_addr", "Host name did not resolve"
+    # 0.0.0.0, loopback, multicast, link-local, private space no allocation of ours covers
+    # (abusedesk.lib.addresses.routable_reason): kept and shown, never in the working queue.
+    BOGON = "bogon", "Not a routable address"
 
 
 class ReportQuerySet(models.QuerySet):
     def unassigned(self):
+        """The working queue. Reports about addresses nobody can hold are kept out of it (open_unassigned)."""
+        return self.open_unassigned().exclude(unassigned_reason=UnassignedReason.BOGON)
+
+    def open_unassigned(self):
         # report_unassigned_idx
         return self.filter(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=True)
 
@@ -284,7 +294,8 @@ class Report(models.Model):
     """One incident from one message."""
 
     message = models.ForeignKey(InboundMessage, on_delete=models.PROTECT, null=True, blank=True, related_name="reports")
-    ip = models.GenericIPAddressField(unpack_ipv4=True)
+    # Empty only for a URL-only report whose host name did not resolve (UnassignedReason.UNRESOLVED).
+    ip = models.GenericIPAddressField(unpack_ipv4=True, null=True, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField()
     category = models.CharField(max_length=24, choices=Category.choices)
@@ -360,7 +371,7 @@ class Report(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.category} from {self.ip} at {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.category} from {self.ip or self.url[:100]} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class ActorKind(models.TextChoices):

@@ -160,23 +160,40 @@ UNASSIGNED_TABS = (
         "Outside our address space",
         "Addresses that are not ours: tell the reporter where to write, or dismiss.",
     ),
+    (
+        UnassignedReason.UNRESOLVED,
+        "Host name did not resolve",
+        "URL-only reports whose host name gave no address at intake: re-resolve asks DNS again.",
+    ),
+    (
+        UnassignedReason.BOGON,
+        "Not a routable address",
+        "Addresses nobody on the Internet can hold (0.0.0.0, broadcast, loopback, multicast, link-local, "
+        "private space no allocation of ours covers): kept, not in the working queue. "
+        "Re-resolve files them once an allocation covers them.",
+    ),
     (DISMISSED, "Dismissed", "Taken out of the queue by a person, with the reason."),
 )
+# The tabs that take a reason of their own; "nobody held it then" is everything else (and reports
+# filed before the reason existed, which have none).
+OWN_TABS = (UnassignedReason.OUTSIDE, UnassignedReason.UNRESOLVED, UnassignedReason.BOGON)
 
 
 @role_required(NOC)
 def unassigned(request: HttpRequest) -> HttpResponse:
-    open_reports = Report.objects.unassigned()
-    # One query for all three counts (report_unassigned_idx for the two open tabs).
+    open_reports = Report.objects.open_unassigned()
+    # One query for all the counts (report_unassigned_idx for the open tabs).
+    waiting = Q(dismissed_at__isnull=True)
     counts = Report.objects.filter(customer__isnull=True, duplicate_of__isnull=True).aggregate(
-        outside=Count("pk", filter=Q(dismissed_at__isnull=True, unassigned_reason=UnassignedReason.OUTSIDE)),
-        not_held=Count("pk", filter=Q(dismissed_at__isnull=True) & ~Q(unassigned_reason=UnassignedReason.OUTSIDE)),
+        **{str(reason): Count("pk", filter=waiting & Q(unassigned_reason=reason)) for reason in OWN_TABS},
+        not_held=Count("pk", filter=waiting & ~Q(unassigned_reason__in=OWN_TABS)),
         dismissed=Count("pk", filter=Q(dismissed_at__isnull=False)),
     )
     tab = request.GET.get("reason", "")
     if tab not in {t for t, _, _ in UNASSIGNED_TABS}:
-        # Without a choice, the first tab with work in it.
-        tab = UnassignedReason.OUTSIDE if counts["outside"] and not counts["not_held"] else UnassignedReason.NOT_HELD
+        # Without a choice, the first tab of the working queue with work in it.
+        work = (UnassignedReason.NOT_HELD, UnassignedReason.OUTSIDE, UnassignedReason.UNRESOLVED)
+        tab = next((t for t in work if counts[t]), UnassignedReason.NOT_HELD)
     if tab == DISMISSED:
         qs = (
             Report.objects.filter(customer__isnull=True, duplicate_of__isnull=True, dismissed_at__isnull=False)
@@ -184,11 +201,11 @@ def unassigned(request: HttpRequest) -> HttpResponse:
             .prefetch_related("referrals")  # whether the answer to the reporter went out
             .order_by("-dismissed_at", "-id")
         )
-    elif tab == UnassignedReason.OUTSIDE:
-        qs = open_reports.filter(unassigned_reason=UnassignedReason.OUTSIDE).order_by("-occurred_at", "-id")
+    elif tab in OWN_TABS:
+        qs = open_reports.filter(unassigned_reason=tab).order_by("-occurred_at", "-id")
     else:
         # Reports filed before the reason existed have none: an address nobody held is the safe reading.
-        qs = open_reports.exclude(unassigned_reason=UnassignedReason.OUTSIDE).order_by("-occurred_at", "-id")
+        qs = open_reports.exclude(unassigned_reason__in=OWN_TABS).order_by("-occurred_at", "-id")
     qs = qs.select_related("message").defer("message__raw", "evidence")
     return render(
         request,
@@ -208,6 +225,9 @@ def _unassigned_actions(tab: str) -> dict:
     actions = [(reverse("cases:unassigned_reresolve"), "Re-resolve", "btn-outline-primary")]
     if tab == UnassignedReason.OUTSIDE:
         actions.append((reverse("cases:unassigned_refer"), "Tell the reporters where to write", "btn-outline-primary"))
+    if tab == UnassignedReason.BOGON:
+        # Out of the working queue already: nothing to dismiss.
+        return {"form": SelectionForm(), "actions": actions}
     actions.append((reverse("cases:unassigned_dismiss"), "Dismiss", "btn-outline-danger"))
     form = SelectionForm()
     form.fields["reason"].label = "Reason (to dismiss)"
@@ -223,8 +243,12 @@ def unassigned_reresolve(request: HttpRequest) -> HttpResponse:
         return _back(request, "cases:unassigned", "reason")
     result = triage.reresolve_reports(form.cleaned_data["ids"], actor=request.user)
     text = f"{_plural(result.filed, 'report')} filed on {_plural(len(result.cases), 'case')}."
-    if result.still_unassigned:
-        text += f" {result.still_unassigned} still held by nobody at their time."
+    if result.hosts_resolved:
+        text += f" {_plural(result.hosts_resolved, 'host name')} resolved now."
+    if result.hosts_unresolved:
+        text += f" {_plural(result.hosts_unresolved, 'host name')} still did not resolve."
+    if result.still_unassigned > result.hosts_unresolved:
+        text += f" {result.still_unassigned - result.hosts_unresolved} still held by nobody at their time."
     (messages.success if result.filed else messages.warning)(request, text)
     return _back(request, "cases:unassigned", "reason")
 

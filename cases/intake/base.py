@@ -27,7 +27,7 @@ class ParseError(Exception):
 
 @dataclasses.dataclass(slots=True)
 class ParsedEvent:
-    ip: str  # validated, canonical text (ipaddress); IPv4-mapped IPv6 unwrapped to IPv4
+    ip: str  # validated, canonical text (ipaddress); IPv4-mapped IPv6 unwrapped to IPv4; "" only with `unresolved`
     occurred_at: datetime  # aware, UTC
     category: str  # one of CATEGORIES
     format: str  # "arf", "xarf", "xarf4", "spamcop", "shadowserver", "csv", "freetext", ...
@@ -40,6 +40,9 @@ class ParsedEvent:
     # The URL a URL-only report names (phishing, malware, copyright); ip is what its host resolved
     # to at intake.
     url: str = ""
+    # Why a URL-only report's host gave no address (NXDOMAIN, no A/AAAA, DNS not answering): ip is
+    # then "" and filing keeps the report, with its URL, in the unassigned queue until re-resolved.
+    unresolved: str = ""
     # Never starts a notice alone (DMARC aggregate rows): filed as needing confirmation whatever the
     # reporter's trust, so the ladder counts it only once a person or another report says the same.
     needs_confirmation: bool = False
@@ -65,6 +68,7 @@ class ParsedEvent:
             "format": self.format,
             "confidence": self.confidence,
             **({"url": self.url} if self.url else {}),
+            **({"unresolved": self.unresolved} if self.unresolved else {}),
             **({"needs_confirmation": True} if self.needs_confirmation else {}),
         }
 

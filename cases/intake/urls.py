@@ -8,8 +8,9 @@ Which URLs count: those on a labelled line ("URL:", "Phishing URL:", "Location:"
 (their ticket links, logos and unsubscribe pages). Defanged forms ("hxxp://", "evil[.]example")
 are read too.
 
-A name that does not resolve is refused with that reason (the message stays for a person, with
-the URL in the reason); a resolver that does not answer is a reason too, and a re-parse later asks again.
+When no host name gives an address (NXDOMAIN, no A/AAAA record, or a resolver that does not
+answer), the report is still an event: one per host, with ip "" and the reason in `unresolved`.
+Filing keeps it, with its URL, in the unassigned queue, where re-resolve asks DNS again.
 """
 
 from __future__ import annotations
@@ -88,8 +89,25 @@ def parse(
     category = words if words in _URL_CATEGORIES else "phishing" if words is None else words
     occurred_at = freetext._fallback_time(msg, [], text, now)[0]
     events: list[ParsedEvent] = []
-    problems: list[str] = []
     hosts_done: dict[str, list[str] | None] = {}
+    why_not: dict[str, str] = {}  # host -> why it gave no address
+    unresolved: dict[str, str] = {}  # host -> the first URL naming it
+
+    def event(url: str, ip: str, note: str, why: str = "") -> ParsedEvent:
+        return ParsedEvent(
+            ip=ip,
+            occurred_at=occurred_at,
+            category=category,
+            format=FORMAT,
+            reporter=reporter,
+            reporter_org=mime.display_name(msg) or (mime.org_domain(reporter) if reporter else ""),
+            external_id=mime.message_id(msg),
+            evidence=mime.cap(f"[URL-only report: {url}; {note}]\n\nSubject: {subject}\n\n{text}"),
+            confidence=CONFIDENCE,
+            url=url[:2048],
+            unresolved=why,
+        )
+
     for url, host in urls:
         if host not in hosts_done:
             if len(hosts_done) >= MAX_HOSTS:
@@ -99,30 +117,24 @@ def parse(
                 hosts_done[host] = [literal] if literal else resolve(host)
             except DnsError as exc:
                 hosts_done[host] = None
-                problems.append(f"{host} could not be resolved now ({exc}); parse again later")
-                continue
-            if not hosts_done[host]:
-                problems.append(f"the host name {host} does not resolve (URL {url[:200]})")
-        for ip in hosts_done.get(host) or []:
-            if any(e.ip == ip and e.url == url for e in events):
-                continue
-            events.append(
-                ParsedEvent(
-                    ip=ip,
-                    occurred_at=occurred_at,
-                    category=category,
-                    format=FORMAT,
-                    reporter=reporter,
-                    reporter_org=mime.display_name(msg) or (mime.org_domain(reporter) if reporter else ""),
-                    external_id=mime.message_id(msg),
-                    evidence=mime.cap(
-                        f"[URL-only report: {url}; {host} resolved at intake ({now.isoformat()}) to "
-                        f"{', '.join(hosts_done[host] or [])}]\n\nSubject: {subject}\n\n{text}"
-                    ),
-                    confidence=CONFIDENCE,
-                    url=url[:2048],
-                )
-            )
+                why_not[host] = f"{host} could not be resolved ({exc})"
+            else:
+                if hosts_done[host] is None:
+                    why_not[host] = f"the host name {host} does not exist (NXDOMAIN)"
+                elif not hosts_done[host]:
+                    why_not[host] = f"the host name {host} has no A or AAAA record"
+        if not hosts_done.get(host):
+            unresolved.setdefault(host, url)
+            continue
+        note = f"{host} resolved at intake ({now.isoformat()}) to {', '.join(hosts_done[host] or [])}"
+        for ip in hosts_done[host] or []:
+            if not any(e.ip == ip and e.url == url for e in events):
+                events.append(event(url, ip, note))
     if not events:
-        raise ParseError("URL-only report: " + "; ".join(problems or ["no usable URL"]))
+        # A name that gives no address is still a report about that URL: it is kept without an
+        # address, with the reason, for a person to see and re-resolve (one per host).
+        for host, url in unresolved.items():
+            events.append(event(url, "", f"{why_not[host]} at intake ({now.isoformat()})", why=why_not[host][:200]))
+    if not events:
+        raise ParseError("URL-only report: no usable URL")
     return events

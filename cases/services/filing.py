@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from abusedesk.lib.addresses import routable_reason
 from cases import queue
 from cases.intake.base import ParsedEvent
 from cases.models import (
@@ -98,10 +99,40 @@ def dedupe_key(ip: str, category: str, reporter: str) -> str:
     return hashlib.sha256(f"{ip}|{category}|{reporter.lower()}".encode()).hexdigest()
 
 
+def unassigned_reason(ip: str | None, ours: set[str]) -> str:
+    """Why a report with no customer has none. An address an allocation of ours covers is ours
+    (private space included: the ISP may number customers in it); only one no allocation covers
+    and nobody on the Internet can hold is "not routable", kept out of the working queue."""
+    if not ip:
+        return UnassignedReason.UNRESOLVED
+    if ip in ours:
+        return UnassignedReason.NOT_HELD
+    return UnassignedReason.BOGON if routable_reason(ip) else UnassignedReason.OUTSIDE
+
+
+def set_unassigned_reasons(reports: list[Report]) -> None:
+    """Each report's unassigned_reason (filing and re-resolve): one look-up for the lot."""
+    ips = {r.ip for r in reports if r.ip}
+    ours = are_ours(ips) if ips else set()
+    for r in reports:
+        r.unassigned_reason = unassigned_reason(r.ip, ours)
+        if r.unassigned_reason == UnassignedReason.BOGON:
+            r.resolution_note = routable_reason(r.ip) or ""  # which kind: "... (loopback)"
+
+
+def _worth_enriching(report: Report) -> bool:
+    # PTR and DNSBL look-ups of 127.0.0.1 or 10.0.0.1 say nothing about anybody (and DNSBLs answer
+    # 127.0.0.x for their own test entries).
+    return bool(report.ip) and report.unassigned_reason != UnassignedReason.BOGON
+
+
 def _clean_event(event: ParsedEvent) -> ParsedEvent:
     # The database never sees an unvalidated IP, a naive datetime or text it cannot store.
-    addr = normalize_ip(event.ip)
-    event.ip = str(addr)
+    if event.ip or not (event.unresolved and event.url):
+        event.ip = str(normalize_ip(event.ip))
+    # else a URL-only report whose host gave no address: filed without one (UnassignedReason.UNRESOLVED).
+    event.unresolved = storable(event.unresolved)
+    event.url = storable(event.url)
     if event.occurred_at.tzinfo is None:
         raise ValueError("naive occurred_at")
     event.reporter = storable(event.reporter)
@@ -157,7 +188,7 @@ class _Filing:
         while the planner's statistics still describe it as small must not be scanned per chunk.
         """
         self.window = _duplicate_window()
-        self.event_keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e in events}
+        self.event_keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e in events}
         if not events:
             return
         self.known = _known_originals(set(self.event_keys.values()), [e.occurred_at for e in events], self.window)
@@ -204,7 +235,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     summary = filing.summary
     now = timezone.now()
     events = [event for event, _ in pairs]
-    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e in events)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e in events if e.ip)
     event_keys = filing.event_keys
     window = filing.window
     known = filing.known
@@ -233,10 +264,7 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
         fresh_by_key[key].append(report)
 
     no_customer = [r for _, r in fresh if r.customer_id is None]
-    if no_customer:
-        ours = are_ours({r.ip for r in no_customer})
-        for r in no_customer:
-            r.unassigned_reason = UnassignedReason.NOT_HELD if r.ip in ours else UnassignedReason.OUTSIDE
+    set_unassigned_reasons(no_customer)
 
     # Group by (customer, category): one case each, however many rows the file had.
     groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
@@ -258,7 +286,8 @@ def _record_chunk_locked(pairs: list[tuple[ParsedEvent, InboundMessage | None]],
     summary.new_report_ids.extend(r.pk for _, r in fresh)
     summary.thank_report_ids.extend(r.pk for _, r in fresh if may_thank(r))
     for _, r in fresh:
-        summary.first_report_by_ip.setdefault(r.ip, r.pk)
+        if _worth_enriching(r):
+            summary.first_report_by_ip.setdefault(r.ip, r.pk)
     for key, reports in groups.items():
         filing.reports[filing.cases[key].pk].extend(reports)
 
@@ -497,13 +526,13 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     postgres = connection.vendor == "postgresql"
     now = timezone.now()
     window = _duplicate_window()
-    keys = {id(e): dedupe_key(e.ip, e.category, e.reporter) for e, _ in clean}
+    keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
     times = [e.occurred_at for e, _ in clean]
     if postgres:
         known = _lock_and_find_originals(set(keys.values()), times, window)
     else:
         known = _known_originals(set(keys.values()), times, window)
-    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean)
+    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip)
     filing = _Filing(summary=summary)
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
@@ -528,10 +557,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
         fresh_by_key[key].append(report)
 
     no_customer = [r for r in fresh if r.customer_id is None]
-    if no_customer:
-        ours = are_ours({r.ip for r in no_customer})
-        for r in no_customer:
-            r.unassigned_reason = UnassignedReason.NOT_HELD if r.ip in ours else UnassignedReason.OUTSIDE
+    set_unassigned_reasons(no_customer)
     groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
     for r in fresh:
         if r.customer_id:
@@ -564,7 +590,8 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     summary.new_report_ids = [r.pk for r in fresh]
     summary.thank_report_ids = [r.pk for r in fresh if may_thank(r)]
     for r in fresh:
-        summary.first_report_by_ip.setdefault(r.ip, r.pk)
+        if _worth_enriching(r):
+            summary.first_report_by_ip.setdefault(r.ip, r.pk)
     if summary.cases_updated:
         queue.enqueue_on_commit(
             "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.thank_report_ids[:5000]
@@ -577,7 +604,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
 def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str, now, filing: _Filing) -> Report:
     report = Report(
         message_id=message_id,
-        ip=event.ip,
+        ip=event.ip or None,
         port=event.port,
         occurred_at=event.occurred_at,
         category=event.category,
@@ -592,6 +619,7 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
         allocation_id=allocation.pk if allocation else None,
         dedupe_key=key,
         created_at=now,
+        resolution_note=event.unresolved[:200],
     )
     if allocation is not None and allocation.note:
         # A CGNAT pool's address without the subscriber's port: the case opens on the pool, saying

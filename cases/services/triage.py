@@ -16,10 +16,11 @@ import hashlib
 import ipaddress
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import make_msgid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -28,7 +29,9 @@ from django.db.models import BinaryField, F
 from django.db.models.functions import Substr
 from django.utils import timezone
 
+from abusedesk.lib import dns as adns
 from abusedesk.lib import rdap
+from abusedesk.lib.addresses import canonical
 from cases import queue
 from cases.models import (
     InboundMessage,
@@ -42,7 +45,7 @@ from cases.models import (
 )
 from cases.services import filing, notices
 from cases.services.common import TransitionError, actor_kwargs, storable
-from customers.resolver import are_ours, resolve_many
+from customers.resolver import resolve_many
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ REFERRAL_TEMPLATE = "reporter_referral"  # templates/notices/reporter_referral.{
 # Only mail nobody could read as a report is set aside; parsed mail has its reports on cases.
 ASIDE_FROM = (ParseStatus.UNPARSED,)
 REASON_MAX = 500
+# A host name that now resolves to more addresses than this files reports for the first ones only
+# (cases.intake.urls files one report per address at intake too).
+MAX_ADDRESSES = 8
 
 
 def _reason(text: str, what: str) -> str:
@@ -148,34 +154,146 @@ class ReresolveResult:
     still_unassigned: int = 0
     cases: set[int] = field(default_factory=set)
     reason_changed: int = 0
+    hosts_resolved: int = 0  # URL-only reports whose host name gave an address this time
+    hosts_unresolved: int = 0  # ... and those whose host still gave none
+
+
+HostAnswer = tuple[list[str], str]  # (addresses, why none) for one URL-only report
+
+
+def reresolve_reports(
+    report_ids: Iterable[int], *, actor, resolve_host: Callable[[str], list[str] | None] | None = None
+) -> ReresolveResult:
+    """Resolve unassigned reports again (after an allocation was added or fixed): those a customer
+    held at their time join that customer's open case for the category, or open one, through the
+    filing code's grouping, locking and audit; the others stay, their reason brought up to date.
+
+    URL-only reports whose host name gave no address ask DNS again first, outside any transaction
+    (resolve_host(name) -> addresses, or None for NXDOMAIN; default: the configured resolver). A
+    host that resolves now gives the report its first address, and each further address a report
+    of its own, as intake does; they are then resolved like the rest.
+    """
+    ids = sorted(set(report_ids))
+    return _reresolve(ids, _ask_hosts(ids, resolve_host), actor=actor)
+
+
+def _ask_hosts(report_ids: list[int], resolve_host) -> dict[int, HostAnswer]:
+    """What DNS says now about the host of each selected report that has no address. No
+    transaction: a slow resolver holds no locks (and after one timeout the rest fail fast, dns.py)."""
+    rows = list(
+        Report.objects.open_unassigned()
+        .filter(pk__in=report_ids, ip__isnull=True)
+        .exclude(url="")
+        .values_list("pk", "url")
+    )
+    resolve = resolve_host or adns.host_addresses
+    by_host: dict[str, HostAnswer] = {}
+    answers: dict[int, HostAnswer] = {}
+    for pk, url in rows:
+        host = url_host(url)
+        if not host:
+            answers[pk] = ([], "the URL names no host")
+            continue
+        if host not in by_host:
+            try:
+                found = resolve(host)
+            except adns.DnsError as exc:
+                by_host[host] = ([], f"{host} could not be resolved ({exc})")
+            else:
+                if found is None:
+                    by_host[host] = ([], f"the host name {host} does not exist (NXDOMAIN)")
+                else:
+                    addresses = list(dict.fromkeys(filter(None, (canonical(a) for a in found))))
+                    by_host[host] = (addresses, "" if addresses else f"the host name {host} has no A or AAAA record")
+        answers[pk] = by_host[host]
+    return answers
+
+
+def url_host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _give_addresses(
+    reports: list[Report],
+    answers: dict[int, HostAnswer],
+    result: ReresolveResult,
+    audit: list[TriageEvent],
+    *,
+    actor,
+    now,
+) -> list[Report]:
+    """The reports (locked) whose host resolved now get its addresses; returns the reports made
+    for the further addresses. The others keep no address, their reason's detail brought up to date."""
+    resolved: list[Report] = []
+    extra: list[Report] = []
+    still: list[Report] = []
+    for r in reports:
+        addresses, why = answers.get(r.pk, ([], r.resolution_note))
+        if not addresses:
+            result.hosts_unresolved += 1
+            if why and why[:200] != r.resolution_note:
+                r.resolution_note = why[:200]
+                still.append(r)
+            continue
+        result.hosts_resolved += 1
+        note = f"{url_host(r.url)} resolved on re-resolve ({now:%Y-%m-%d %H:%M} UTC) to {', '.join(addresses)}"
+        for i, ip in enumerate(addresses[:MAX_ADDRESSES]):
+            copy = r if i == 0 else Report(**{f.attname: getattr(r, f.attname) for f in Report._meta.concrete_fields})
+            if i:
+                copy.pk = None
+                copy.created_at = now
+                copy.duplicate_count = 0  # the duplicates were counted on the report that came in
+                extra.append(copy)
+            copy.ip = ip
+            copy.dedupe_key = filing.dedupe_key(ip, r.category, r.reporter)
+            copy.resolution_note = note[:200]
+        resolved.append(r)
+    Report.objects.bulk_update(resolved, ["ip", "dedupe_key", "resolution_note"], batch_size=500)
+    Report.objects.bulk_update(still, ["resolution_note"], batch_size=500)
+    Report.objects.bulk_create(extra, batch_size=500)
+    for r in [*resolved, *extra]:
+        audit.append(
+            _event("host_resolved", actor=actor, report_id=r.pk, old="", new=r.ip, note=r.resolution_note, at=now)
+        )
+    return extra
 
 
 @transaction.atomic
-def reresolve_reports(report_ids: Iterable[int], *, actor) -> ReresolveResult:
-    """Resolve unassigned reports again (after an allocation was added or fixed): those a customer
-    held at their time join that customer's open case for the category, or open one, through the
-    filing code's grouping, locking and audit; the others stay, their reason brought up to date."""
+def _reresolve(report_ids: list[int], answers: dict[int, HostAnswer], *, actor) -> ReresolveResult:
     result = ReresolveResult()
     now = timezone.now()
-    reports = list(Report.objects.select_for_update().unassigned().filter(pk__in=list(report_ids)).order_by("pk"))
+    # open_unassigned: reports about an address nobody can hold are out of the working queue, but
+    # an allocation added for it since (private space the ISP numbers customers in) files them too.
+    reports = list(Report.objects.select_for_update().open_unassigned().filter(pk__in=report_ids).order_by("pk"))
     if not reports:
         return result
+    audit: list[TriageEvent] = []
+    hostless = [r for r in reports if not r.ip]
+    if hostless:
+        reports += _give_addresses(hostless, answers, result, audit, actor=actor, now=now)
+        reports = [r for r in reports if r.ip]
+        result.still_unassigned += result.hosts_unresolved
     held = resolve_many((r.ip, r.occurred_at) for r in reports)
     found = [r for r in reports if held.get((r.ip, r.occurred_at)) is not None]
     left = [r for r in reports if held.get((r.ip, r.occurred_at)) is None]
-    audit: list[TriageEvent] = []
 
     if left:
-        ours = are_ours({r.ip for r in left})
+        before = {r.pk: r.unassigned_reason for r in left}
+        filing.set_unassigned_reasons(left)
         changed = []
         for r in left:
-            reason = UnassignedReason.NOT_HELD if r.ip in ours else UnassignedReason.OUTSIDE
-            if reason != r.unassigned_reason:
-                audit.append(_event("reason", actor=actor, report_id=r.pk, old=r.unassigned_reason, new=reason, at=now))
-                r.unassigned_reason = reason
+            if before[r.pk] == UnassignedReason.BOGON and r.unassigned_reason != UnassignedReason.BOGON:
+                r.resolution_note = ""  # it said which kind of unroutable address
+            if r.unassigned_reason != before[r.pk]:
+                audit.append(
+                    _event("reason", actor=actor, report_id=r.pk, old=before[r.pk], new=r.unassigned_reason, at=now)
+                )
                 changed.append(r)
-        Report.objects.bulk_update(changed, ["unassigned_reason"], batch_size=500)
-        result.still_unassigned = len(left)
+        Report.objects.bulk_update(changed, ["unassigned_reason", "resolution_note"], batch_size=500)
+        result.still_unassigned += len(left)
         result.reason_changed = len(changed)
 
     if found:
@@ -185,6 +303,8 @@ def reresolve_reports(report_ids: Iterable[int], *, actor) -> ReresolveResult:
         groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
         for r in found:
             allocation = held[(r.ip, r.occurred_at)]
+            if r.unassigned_reason == UnassignedReason.BOGON:
+                r.resolution_note = ""  # it said which kind of unroutable address
             r.customer_id, r.allocation_id, r.unassigned_reason = allocation.customer_id, allocation.pk, ""
             groups[(r.customer_id, r.category)].append(r)
         case_for, _opened = filing._open_cases_for(groups, now=now, actor=actor)
@@ -195,7 +315,9 @@ def reresolve_reports(report_ids: Iterable[int], *, actor) -> ReresolveResult:
                 r.case = case
                 audit.append(_event("reresolved", actor=actor, report_id=r.pk, old="", new=str(case.pk), at=now))
             batch.reports[case.pk].extend(group)
-        Report.objects.bulk_update(found, ["customer", "allocation", "case", "unassigned_reason"], batch_size=500)
+        Report.objects.bulk_update(
+            found, ["customer", "allocation", "case", "unassigned_reason", "resolution_note"], batch_size=500
+        )
         filing._finish_cases(batch, actor=actor)
         result.filed = len(found)
         result.cases = set(batch.summary.cases_updated)

@@ -123,7 +123,7 @@ def test_the_page_keeps_the_two_reasons_apart_with_correct_counts(client, noc_us
 
     page = client.get(reverse("cases:unassigned") + "?reason=not_held")
     tabs = {value: count for value, _label, count, _help in page.context["tabs"]}
-    assert tabs == {"not_held": 2, "outside": 3, "dismissed": 1}
+    assert tabs == {"not_held": 2, "outside": 3, "no_addr": 0, "bogon": 0, "dismissed": 1}
     assert {r.ip for r in page.context["page"]} == {"198.51.100.1", "198.51.100.2"}
     assert "no customer held at the reported time" in page.text
     assert "Outside our address space</td>" not in page.text

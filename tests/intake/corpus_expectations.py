@@ -13,7 +13,9 @@ Rules used throughout:
   sample's own wording sits between two words of our vocabulary (the comment says which).
   ``required`` lists categories that must appear (multi-category samples).
 - ``error``: the sample names no IP address anywhere (domain/URL-only reports): the honest
-  result is no events and an error saying why (the message stays "unparsed" for a person).
+  result is no events and an error saying why (the message stays "unparsed" for a person), or,
+  where it names a URL whose host gives no address (no resolver answers in tests), events without
+  an address that keep the URL and say why (they wait in the unassigned queue).
 - ``port``: only where the sample names the port on the reported IP (the infringer's port in ACNS,
   the scanned service in Shadowserver, XARF v4 source_port); X-ARF 0.x "Port" fields that name the
   attacked server's service are not checked.

@@ -1,6 +1,7 @@
 """URL-only reports (phishing, malware, copyright): the host name is resolved at intake through the
 configured resolver (a real DNS server on 127.0.0.1 here), the URL is kept on the report, and a
-name that does not resolve is refused with that reason. DMARC rows are filed needing confirmation."""
+name that does not resolve is an event without an address, saying why (filing: test_unresolved_url_reports).
+DMARC rows are filed needing confirmation."""
 
 from __future__ import annotations
 
@@ -34,14 +35,16 @@ def test_a_phishing_url_is_resolved_to_the_addresses_serving_it_now(dns_server):
     assert not any("brandprotect" in name for name, _ in dns_server.queries)
 
 
-def test_a_url_whose_name_does_not_resolve_is_refused_with_that_reason(dns_server):
+def test_a_url_whose_name_does_not_resolve_is_an_event_without_an_address_saying_why(dns_server):
     result = parse(fixture("precision/url_unresolvable.eml"), received_at=RECEIVED_AT)
-    assert result.events == []
-    assert "gone-dropper.invalid-host.example does not resolve" in result.error
-    assert "http://gone-dropper.invalid-host.example/payload.exe" in result.error
+    assert result.format == "url" and result.error is None
+    [event] = result.events
+    assert (event.ip, event.url) == ("", "http://gone-dropper.invalid-host.example/payload.exe")
+    assert event.unresolved == "the host name gone-dropper.invalid-host.example does not exist (NXDOMAIN)"
+    assert "does not exist (NXDOMAIN) at intake" in event.evidence
 
 
-def test_a_resolver_that_does_not_answer_is_a_reason_to_parse_again_later(settings):
+def test_a_resolver_that_does_not_answer_is_a_reason_too(settings):
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes queries, never answers
     silent.bind(("127.0.0.1", 0))
     settings.DNS_NAMESERVERS = ["127.0.0.1"]
@@ -53,8 +56,9 @@ def test_a_resolver_that_does_not_answer_is_a_reason_to_parse_again_later(settin
     finally:
         silent.close()
         adns.clear_cache()
-    assert result.events == []
-    assert "could not be resolved now" in result.error
+    [event] = result.events
+    assert event.ip == ""
+    assert "could not be resolved" in event.unresolved and "no answer within 0.3 s" in event.unresolved
 
 
 @pytest.mark.django_db
