@@ -131,7 +131,14 @@ class StatementCounter:
             self.count += max(1, -(-len(argslist) // page_size))
             if self.trace:
                 print(f"  sql {self.count} (execute_values): {' '.join(str(sql).split())[:200]}")
-            return original(cur, sql, argslist, template=template, page_size=page_size, fetch=fetch)
+            if not self.timing:
+                return original(cur, sql, argslist, template=template, page_size=page_size, fetch=fetch)
+            t = time.perf_counter()
+            try:
+                return original(cur, sql, argslist, template=template, page_size=page_size, fetch=fetch)
+            finally:
+                key = "execute_values: " + " ".join(str(sql).split())[:74]
+                self.timing[key] = self.timing.get(key, 0.0) + time.perf_counter() - t
 
         psycopg2.extras.execute_values = counted
 
@@ -153,11 +160,12 @@ import django, sys
 django.setup()
 from pathlib import Path
 from cases.services.intake import process_pending, receive
+from cases.models import InboundMessage
 raw = Path(sys.argv[1]).read_bytes()
-message, _ = receive(raw, "email")
-del raw
-process_pending(first=message.pk)
-message.refresh_from_db()
+pk = receive(raw, "email")[0].pk
+del raw  # the mail pipe's part ends here; the worker reads the message back, as a worker does
+process_pending(first=pk)
+message = InboundMessage.objects.get(pk=pk)
 print("feed_status:", message.status, message.events_filed, message.chunks_filed, message.parse_error[:200])
 """
 
@@ -418,7 +426,16 @@ def main() -> None:
     print(f"batched_vs_parse_ratio: {statistics.median(batch_rates) / statistics.median(parse_rates):.3f} x")
     print(f"messages_not_parsed: {waiting} count")
 
-    shadow_seconds, parse_seconds_all, filed = [], [], []
+    # The big feed end to end: each round one 50,000-row message, filed in chunks of
+    # INTAKE_CHUNK_EVENTS (each its own transaction, with the message's progress and an audit row
+    # per case), and the ladder run on the cases each chunk touched (eager here).
+    from django.conf import settings
+
+    from cases.models import CaseEvent
+
+    shadow_seconds, parse_seconds_all, filed, statements, audit_rows = [], [], [], [], []
+    counter.take()
+    counter.timing = {"": 0.0} if os.environ.get("BENCH_SQL_TIMING") else {}
     for r in range(args.shadow_rounds):
         day = base + timedelta(days=20 + r)  # a new day each round: nothing is a duplicate
         rows = [
@@ -432,14 +449,19 @@ def main() -> None:
         t = time.perf_counter()
         result = intake.parse(raw)
         parse_seconds_all.append(time.perf_counter() - t)
-        before = Report.objects.count()
+        assert len(result.events) == args.rows
+        del result  # not held while the same rows are filed
+        before, audit_before = Report.objects.count(), CaseEvent.objects.count()
         t = time.perf_counter()
-        message, _ = receive(raw, "email")
+        with connection.execute_wrapper(counter):
+            message, _ = receive(raw, "email")
         shadow_seconds.append(time.perf_counter() - t)
+        statements.append(counter.take())
         message.refresh_from_db()
         assert message.status == "parsed", message.parse_error
-        assert len(result.events) == args.rows
+        assert message.event_count == args.rows, message.event_count
         filed.append(Report.objects.count() - before)
+        audit_rows.append(CaseEvent.objects.count() - audit_before)
     if not filed:
         connection.close()
         return
@@ -448,6 +470,12 @@ def main() -> None:
     print(f"shadowserver_parse_seconds_median: {statistics.median(parse_seconds_all):.2f} s")
     print(f"shadowserver_end_to_end_seconds_median: {statistics.median(shadow_seconds):.2f} s")
     print(f"shadowserver_end_to_end_rounds: {' '.join(f'{x:.2f}' for x in shadow_seconds)} s")
+    print(f"shadowserver_chunk_events: {settings.INTAKE_CHUNK_EVENTS} events")
+    print(f"shadowserver_chunks: {message.chunks_filed} count")
+    print(f"shadowserver_statements: {' '.join(str(n) for n in statements)} statements")
+    print(f"shadowserver_audit_rows: {' '.join(str(n) for n in audit_rows)} rows")
+    for key, seconds in sorted(counter.timing.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {seconds:7.3f} s  {key}")
     connection.close()
 
 

@@ -152,6 +152,41 @@ def _write_raw(pk: int, raw: bytes) -> None:
         cursor.execute(f"UPDATE {table} SET raw = u.raw FROM abusedesk_raw_upload AS u WHERE id = %s", [pk])
 
 
+class _RawSink:
+    """Where COPY ... TO STDOUT (binary) writes one bytea row: its chunks, joined once at the end."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(data)
+        return len(data)
+
+
+def _read_raw(pk: int) -> bytes:
+    """The raw bytes of message pk. On PostgreSQL by COPY in binary form: a SELECT brings bytea
+    as hex text, twice the message's size, then decodes and copies it (four times the size at once)."""
+    if connection.vendor != "postgresql":
+        return bytes(InboundMessage.objects.with_raw().values_list("raw", flat=True).get(pk=pk))
+    table = connection.ops.quote_name(InboundMessage._meta.db_table)
+    sink = _RawSink()
+    sql = f"COPY (SELECT raw FROM {table} WHERE id = %s) TO STDOUT WITH (FORMAT binary)"
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(cursor.cursor.mogrify(sql, [pk]).decode(), sink)
+    data = sink.chunks[0] if len(sink.chunks) == 1 else b"".join(sink.chunks)
+    sink.chunks.clear()
+    # 11-byte signature, flags and header-extension length (int32 each, the extension's bytes), then
+    # the row: field count (int16), the field's length (int32, -1 for NULL), its bytes; -1 (int16) ends it.
+    (extension,) = struct.unpack_from("!i", data, 15)
+    at = 19 + extension
+    if len(data) < at + 6:  # the trailer alone: no such row
+        raise InboundMessage.DoesNotExist(f"message {pk} is gone")
+    _fields, length = struct.unpack_from("!hi", data, at)
+    if length < 0:
+        return b""
+    return data[at + 6 : at + 6 + length]
+
+
 def _queue_parse(message_id: int) -> None:
     queue.enqueue_on_commit("cases.tasks.parse_message_task", message_id)
 
@@ -516,7 +551,7 @@ def _open_stream(message: Claimed, owner: str) -> _Stream | None:
     from cases.services.replies import thread_reply
 
     if message.raw is None and message.size <= settings.INTAKE_MAX_MESSAGE_BYTES:
-        message.raw = bytes(InboundMessage.objects.with_raw().values_list("raw", flat=True).get(pk=message.pk))
+        message.raw = _read_raw(message.pk)
     stub = InboundMessage(
         pk=message.pk,
         channel=message.channel,

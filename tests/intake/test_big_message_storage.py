@@ -48,3 +48,26 @@ def test_a_big_message_is_stored_byte_for_byte_on_any_database():
     message, created = intake.receive(raw, "email")
     assert created
     assert bytes(InboundMessage.objects.with_raw().get(pk=message.pk).raw) == raw
+
+
+@pytest.mark.requires_postgres
+def test_a_worker_reads_a_big_message_back_byte_for_byte():
+    raw = _big_mail()
+    message, _ = intake.receive(raw, "email")
+    assert intake._read_raw(message.pk) == raw
+    with pytest.raises(InboundMessage.DoesNotExist):
+        intake._read_raw(message.pk + 1000)
+
+
+def test_a_big_feed_is_read_back_and_filed_whole(settings):
+    from tests.cases.helpers import customer_with
+    from tests.intake.test_intake_chunks import shadowserver_feed
+
+    settings.ENRICHMENT_ENABLED = False
+    customer_with("198.51.100.0/24", "F-1")
+    raw = shadowserver_feed(3000)
+    assert len(raw) > intake.COPY_RAW_BYTES
+    message, _ = intake.receive(raw, "email")
+    intake.process_pending(first=message.pk)
+    message.refresh_from_db()
+    assert (message.status, message.event_count) == ("parsed", 3000)
