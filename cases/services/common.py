@@ -1,6 +1,10 @@
-"""What every service module shares: the transition error, actors, storable text."""
+"""What every service module shares: the transition error, actors, storable text, bulk inserts."""
 
 from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
 
 from cases.models import ActorKind
 
@@ -35,3 +39,49 @@ def actor_label(actor) -> str:
     if actor == ActorKind.CUSTOMER:
         return "customer"
     return "system"
+
+
+@cache
+def _insert_plan(model) -> tuple[str, tuple[str, ...], frozenset[str]]:
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+    json_fields = frozenset(f.attname for f in fields if f.get_internal_type() == "JSONField")
+    return head, tuple(f.attname for f in fields), json_fields
+
+
+def insert_rows(model, objs: list, *, set_ids: bool = True) -> None:
+    """bulk_create without Django's per-field preparation and statement building, on PostgreSQL.
+
+    A 50,000-row feed spends most of its filing time preparing 23 values per row through the
+    model fields, and a message filed on its own mostly building statements; the values here
+    are already plain Python (validated by the caller), so psycopg2 adapts them directly.
+    Other databases use bulk_create. Errors are Django's (IntegrityError and so on).
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=1000)
+        return
+    from psycopg2.extras import Json, execute_values
+
+    head, attnames, json_fields = _insert_plan(model)
+    if json_fields:
+        rows = [tuple(Json(getattr(o, a)) if a in json_fields else getattr(o, a) for a in attnames) for o in objs]
+    else:
+        rows = [tuple(getattr(o, a) for a in attnames) for o in objs]
+    tail = " RETURNING id" if set_ids else ""
+    with connection.cursor() as cursor:
+        if len(rows) == 1:
+            cursor.execute(head + "(" + ", ".join(["%s"] * len(attnames)) + ")" + tail, rows[0])
+            ids = cursor.fetchall() if set_ids else []
+        else:
+            with connection.wrap_database_errors:
+                ids = execute_values(cursor.cursor, head + "%s" + tail, rows, page_size=1000, fetch=set_ids)
+    if not set_ids:
+        return
+    # RETURNING gives the rows in the order of the VALUES list, as Django's bulk_create relies on too.
+    for obj, (pk,) in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias

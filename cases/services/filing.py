@@ -35,7 +35,7 @@ from cases.models import (
     Trust,
     UnassignedReason,
 )
-from cases.services.common import actor_kwargs, storable
+from cases.services.common import actor_kwargs, insert_rows, storable
 from customers.resolver import are_ours, normalize_ip, resolve_events
 
 log = logging.getLogger(__name__)
@@ -336,47 +336,7 @@ def _finish_cases(filing: _Filing, *, actor) -> None:
 
 
 def _insert_reports(reports: list[Report]) -> None:
-    _insert_rows(Report, reports)
-
-
-def _insert_rows(model, objs: list, *, set_ids: bool = True) -> None:
-    """bulk_create, without Django's per-field preparation on PostgreSQL.
-
-    A 50,000-row feed spends most of its filing time preparing 23 values per row through the
-    model fields; these values are already plain Python (validated above), so psycopg2 can
-    adapt them directly. A message filed on its own is mostly Django's statement building.
-    Other databases use bulk_create.
-    """
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=1000)
-        return
-    from psycopg2.extras import Json, execute_values
-
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    rows = [
-        tuple(Json(getattr(o, f.attname)) if f.attname in json_fields else getattr(o, f.attname) for f in fields)
-        for o in objs
-    ]
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        ids = execute_values(
-            cursor.cursor,
-            f"INSERT INTO {table} ({columns}) VALUES %s" + (" RETURNING id" if set_ids else ""),
-            rows,
-            page_size=1000,
-            fetch=set_ids,
-        )
-    if not set_ids:
-        return
-    # RETURNING gives the rows in the order of the VALUES list, as Django's bulk_create relies on too.
-    for obj, (pk,) in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    insert_rows(Report, reports)
 
 
 def _write_case_counters(cases: list[Case]) -> None:
@@ -581,7 +541,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
         if cases[key].pk in opened
     ]
     audit += [_reports_added(cases[key], reports, now=now, actor=actor) for key, reports in sorted(groups.items())]
-    _insert_rows(CaseEvent, audit, set_ids=False)
+    insert_rows(CaseEvent, audit, set_ids=False)
 
     summary.created = len(fresh)
     summary.unassigned = len(no_customer)

@@ -34,7 +34,7 @@ from cases import queue
 from cases.intake import ParseStream
 from cases.intake.base import ParsedEvent
 from cases.models import InboundMessage, ParseStatus
-from cases.services.common import TransitionError, storable
+from cases.services.common import TransitionError, insert_rows, storable
 from cases.services.filing import IntakeSummary, file_chunk, record_reports
 from customers.resolver import are_ours
 
@@ -86,7 +86,7 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
     alone = not by_copy and not connection.in_atomic_block
     try:
         with contextlib.nullcontext() if alone else transaction.atomic():
-            message = InboundMessage.objects.create(
+            message = InboundMessage(
                 raw=b"" if by_copy else raw,
                 size=len(raw),
                 sha256=digest,
@@ -96,6 +96,8 @@ def receive(raw: bytes, channel: str, *, actor=None) -> tuple[InboundMessage, bo
                 channel=channel,
                 received_by=user,
             )
+            # Values already plain: the INSERT without Django's statement building (PostgreSQL).
+            insert_rows(InboundMessage, [message])
             if by_copy:
                 _write_raw(message.pk, raw)
                 message.raw = raw
