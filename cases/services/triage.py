@@ -272,9 +272,11 @@ def _reresolve(report_ids: list[int], answers: dict[int, HostAnswer], *, actor) 
         return result
     audit: list[TriageEvent] = []
     hostless = [r for r in reports if not r.ip]
+    given: list[Report] = []  # reports that have an address for the first time
     if hostless:
-        reports += _give_addresses(hostless, answers, result, audit, actor=actor, now=now)
-        reports = [r for r in reports if r.ip]
+        extra = _give_addresses(hostless, answers, result, audit, actor=actor, now=now)
+        given = [r for r in hostless if r.ip] + extra
+        reports = [r for r in reports + extra if r.ip]
         result.still_unassigned += result.hosts_unresolved
     held = resolve_many((r.ip, r.occurred_at) for r in reports)
     found = [r for r in reports if held.get((r.ip, r.occurred_at)) is not None]
@@ -324,6 +326,13 @@ def _reresolve(report_ids: list[int], answers: dict[int, HostAnswer], *, actor) 
         # The ladder decides after this commits, as for new reports (record_pairs).
         queue.enqueue_on_commit(EVALUATE_TASK, sorted(result.cases), [r.pk for r in found])
     TriageEvent.objects.bulk_create(audit, batch_size=1000)
+    if given and settings.ENRICHMENT_ENABLED:
+        # PTR and DNSBLs for the new addresses, once per address, as intake does (after the commit).
+        first_by_ip: dict[str, int] = {}
+        for r in given:
+            if filing._worth_enriching(r):
+                first_by_ip.setdefault(r.ip, r.pk)
+        filing._queue_enrichment(list(first_by_ip.values()))
     return result
 
 

@@ -182,3 +182,24 @@ def test_the_api_lists_a_report_without_an_address_as_null():
     response = client_for(key).get(reverse("api:message_detail", args=[message.pk]))
     assert response.status_code == 200
     assert [r["ip"] for r in response.json()["reports"]] == [None]
+
+
+def test_the_new_addresses_are_looked_up_once_each_after_re_resolve(noc_user, settings, monkeypatch):
+    from cases import queue
+
+    settings.ENRICHMENT_ENABLED = True
+    tasks: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(queue, "enqueue_on_commit", lambda name, *args: tasks.append((name, args)))
+    report = unresolved()
+    loopback = unresolved("http://localhost.example.org/x")
+    answers = {HOST: ["192.0.2.70", "2001:db8::70"], "localhost.example.org": ["127.0.0.1"]}
+
+    triage.reresolve_reports([report.pk, loopback.pk], actor=noc_user, resolve_host=answers.get)
+
+    other = Report.objects.get(ip="2001:db8::70")
+    assert sorted(args for name, args in tasks if name == "cases.tasks.enrich_report_task") == sorted(
+        [(report.pk,), (other.pk,)]
+    )
+    loopback.refresh_from_db()
+    assert (loopback.ip, loopback.unassigned_reason) == ("127.0.0.1", UnassignedReason.BOGON)
+    assert loopback.resolution_note == "not a routable address (loopback)"
