@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,13 @@ def arf_message(n: int, ip: str, at: datetime) -> bytes:
         f"From: offers@shop.example\r\nTo: user@feedback.mail.example\r\nSubject: deal {n}\r\nDate: {date}\r\n\r\n"
         "Buy now.\r\n--part--\r\n"
     ).encode()
+
+
+def bench_ip(n: int, pool: int) -> str:
+    """Message n's address: odd ones in the static /28 blocks, even ones in the lease pool."""
+    if n % 2:
+        return f"10.{(n % 2000) // 4096}.{((n % 2000) // 16) % 256}.{(n % 2000 % 16) * 16 + 3}"
+    return f"100.64.{(n % pool) // 256}.{n % 256}"
 
 
 def shadowserver_message(rows: list[tuple[str, datetime]]) -> bytes:
@@ -145,6 +153,58 @@ class StatementCounter:
     def take(self) -> int:
         count, self.count, self.trace = self.count, 0, False
         return count
+
+
+CHILD_E2E = """
+import pickle, sys, time
+import django
+django.setup()
+from abusedesk.celery import app
+from cases.services.intake import receive
+app.conf.task_always_eager = True
+with open(sys.argv[1], "rb") as f:
+    warm, msgs = pickle.load(f)
+receive(warm, "email")  # imports and caches: not timed
+print("ready", flush=True)
+sys.stdin.readline()
+for raw in msgs:
+    receive(raw, "email")
+print(time.time(), flush=True)
+"""
+
+
+def two_worker_rate(batches: list[list[bytes]], warm: list[bytes]) -> float:
+    """Messages/s when two processes (as two Celery worker processes, one per core) each take a
+    stream of mail one message at a time: store, parse and file each as it comes. Start-up and a
+    first message per process are not timed; the clock runs from "go" to the last one done."""
+    procs, files = [], []
+    for batch, first in zip(batches, warm, strict=True):
+        with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as f:
+            pickle.dump((first, batch), f)
+        files.append(f.name)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD_E2E, f.name],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+        )
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        start = time.time()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        ends = [float(proc.stdout.readline()) for proc in procs]
+        for proc in procs:
+            proc.wait(timeout=60)
+    finally:
+        for name in files:
+            os.unlink(name)
+    return sum(len(b) for b in batches) / (max(ends) - start)
 
 
 CHILD_PARSE = """
@@ -370,13 +430,10 @@ def main() -> None:
     print(f"load_seconds: {time.perf_counter() - t0:.1f} s")
 
     # Messages: IPs inside the static blocks and the lease pool, at times they were held.
-    msgs = []
-    for n in range(args.messages * args.rounds * 2):
-        if n % 2:
-            ip = f"10.{(n % 2000) // 4096}.{((n % 2000) // 16) % 256}.{(n % 2000 % 16) * 16 + 3}"
-        else:
-            ip = f"100.64.{(n % pool) // 256}.{n % 256}"
-        msgs.append(arf_message(n, ip, base + timedelta(days=10, minutes=n)))
+    msgs = [
+        arf_message(n, bench_ip(n, pool), base + timedelta(days=10, minutes=n))
+        for n in range(args.messages * args.rounds * 2)
+    ]
 
     from abusedesk.celery import app
     from cases.tasks import parse_message_task
@@ -408,6 +465,15 @@ def main() -> None:
         for pk in ids:
             parse_message_task.run(pk)
         batch_rates.append(len(batch) / (time.perf_counter() - t))
+    # Two worker processes (a worker's default concurrency on two cores), one message at a time each.
+    two_rates = []
+    for r in range(args.rounds):
+        first = len(msgs) + r * (args.messages + 2)
+        fresh = [
+            arf_message(n, bench_ip(n, pool), base + timedelta(days=10, minutes=n))
+            for n in range(first, first + args.messages + 2)
+        ]
+        two_rates.append(two_worker_rate([fresh[2::2], fresh[3::2]], fresh[:2]))
     app.conf.task_always_eager = True
     waiting = InboundMessage.objects.exclude(status="parsed").count()
     reports = Report.objects.count()
@@ -420,6 +486,8 @@ def main() -> None:
     for key, seconds in sorted(counter.timing.items(), key=lambda kv: -kv[1])[:25]:
         print(f"  {seconds:7.3f} s  {key}")
     print(f"arf_end_to_end_statements_per_message: {statistics.median(e2e_statements):.1f} statements")
+    print(f"arf_end_to_end_two_workers_median: {statistics.median(two_rates):.0f} messages/s")
+    print(f"arf_end_to_end_two_workers_rounds: {' '.join(f'{x:.0f}' for x in two_rates)} messages/s")
     print(f"arf_end_to_end_batched_median: {statistics.median(batch_rates):.0f} messages/s")
     print(f"arf_end_to_end_batched_rounds: {' '.join(f'{x:.0f}' for x in batch_rates)} messages/s")
     print(f"end_to_end_vs_parse_ratio: {statistics.median(e2e_rates) / statistics.median(parse_rates):.3f} x")

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -347,6 +348,7 @@ def load_facts(cases: Iterable[Case], now: datetime) -> dict[int, CaseFacts]:
     return out
 
 
+@cache
 def _columns(model, alias: str) -> tuple[list[str], list]:
     """The model's columns for a hand-written SELECT, and the converters Django would apply to them."""
     quote = connection.ops.quote_name
