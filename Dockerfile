@@ -44,4 +44,7 @@ USER abusedesk
 EXPOSE 8000
 
 # WEB_CONCURRENCY (read by gunicorn itself) sets the number of worker processes.
-CMD ["gunicorn", "abusedesk.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--timeout", "60"]
+# gthread: a request that waits for its commit to reach the disk leaves the worker free for others
+# (README, "HTTP API"; bench/bench_api.py).
+CMD ["gunicorn", "abusedesk.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", \
+     "--access-logfile", "-", "--timeout", "60"]
