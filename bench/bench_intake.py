@@ -346,6 +346,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shadow-rounds", type=int, default=3)
+    parser.add_argument(
+        "--shadow-chunks",
+        default="",
+        help="chunk sizes to compare, e.g. 1000,5000: the shadowserver rounds take them in turn "
+        "(side by side, so the machine's load weighs on each alike); default INTAKE_CHUNK_EVENTS",
+    )
     parser.add_argument("--trace", action="store_true", help="print the statements of the first message")
     parser.add_argument(
         "--memory", action="store_true", help="only the memory figures: a big mbox (--mbox-mb) and a big feed"
@@ -504,7 +510,12 @@ def main() -> None:
     shadow_seconds, parse_seconds_all, filed, statements, audit_rows = [], [], [], [], []
     counter.take()
     counter.timing = {"": 0.0} if os.environ.get("BENCH_SQL_TIMING") else {}
-    for r in range(args.shadow_rounds):
+    chunk_sizes = [int(c) for c in args.shadow_chunks.split(",") if c.strip()] or [settings.INTAKE_CHUNK_EVENTS]
+    by_size: dict[int, list[float]] = {size: [] for size in chunk_sizes}
+    # Compared sizes get a first round of their own: the first feed opens the cases, and is slower.
+    warm_up = int(len(chunk_sizes) > 1)
+    for r in range(warm_up + args.shadow_rounds * len(chunk_sizes)):
+        settings.INTAKE_CHUNK_EVENTS = chunk_sizes[(r - warm_up) % len(chunk_sizes)]
         day = base + timedelta(days=20 + r)  # a new day each round: nothing is a duplicate
         rows = [
             (
@@ -524,6 +535,8 @@ def main() -> None:
         with connection.execute_wrapper(counter):
             message, _ = receive(raw, "email")
         shadow_seconds.append(time.perf_counter() - t)
+        if r >= warm_up:
+            by_size[settings.INTAKE_CHUNK_EVENTS].append(shadow_seconds[-1])
         statements.append(counter.take())
         message.refresh_from_db()
         assert message.status == "parsed", message.parse_error
@@ -538,8 +551,12 @@ def main() -> None:
     print(f"shadowserver_parse_seconds_median: {statistics.median(parse_seconds_all):.2f} s")
     print(f"shadowserver_end_to_end_seconds_median: {statistics.median(shadow_seconds):.2f} s")
     print(f"shadowserver_end_to_end_rounds: {' '.join(f'{x:.2f}' for x in shadow_seconds)} s")
-    print(f"shadowserver_chunk_events: {settings.INTAKE_CHUNK_EVENTS} events")
-    print(f"shadowserver_chunks: {message.chunks_filed} count")
+    print(f"shadowserver_chunk_events: {' '.join(str(size) for size in chunk_sizes)} events")
+    if len(chunk_sizes) > 1:
+        for size, seconds in by_size.items():
+            print(f"shadowserver_end_to_end_seconds_median_chunk_{size}: {statistics.median(seconds):.2f} s")
+            print(f"shadowserver_end_to_end_rounds_chunk_{size}: {' '.join(f'{x:.2f}' for x in seconds)} s")
+    print(f"shadowserver_chunks_last: {message.chunks_filed} count")
     print(f"shadowserver_statements: {' '.join(str(n) for n in statements)} statements")
     print(f"shadowserver_audit_rows: {' '.join(str(n) for n in audit_rows)} rows")
     for key, seconds in sorted(counter.timing.items(), key=lambda kv: -kv[1])[:15]:
