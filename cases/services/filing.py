@@ -95,6 +95,21 @@ class IntakeSummary:
     first_report_by_ip: dict[str, int] = field(default_factory=dict)  # one enrichment per address
 
 
+@dataclass
+class Folded:
+    """A caller's statement run in the same round trip as a chunk's duplicate look-up (PostgreSQL).
+
+    `setup` (session settings, no parameters) goes first in the call; `update` (an UPDATE ...
+    RETURNING one id column, with `params`) runs as a CTE of the look-up. `ids` is what it
+    returned, or None when it did not run (a chunk with nothing to look up): the caller runs it.
+    """
+
+    setup: str
+    update: str
+    params: list
+    ids: set[int] | None = None
+
+
 def dedupe_key(ip: str, category: str, reporter: str) -> str:
     return hashlib.sha256(f"{ip}|{category}|{reporter.lower()}".encode()).hexdigest()
 
@@ -465,14 +480,17 @@ def _open_case_for(customer_id: int, category: str, reports: list[Report], *, no
 # --- chunks: the intake path ------------------------------------------------------------------
 
 
-def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -> IntakeSummary:
+def file_chunk(
+    pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None, fold: Folded | None = None
+) -> IntakeSummary:
     """File one chunk of events (each with its message's id) inside the caller's transaction.
 
     The caller (intake) commits each chunk on its own, with the messages' progress, so a feed of a
     million rows never holds a transaction open for long and a restart files nothing twice. On
     PostgreSQL: the chunk's duplicate keys are locked first (transaction-level advisory locks), so two
     connections filing the same event wait for each other and the second sees the first's report;
-    cases are opened or joined, with their counters, by one INSERT ... ON CONFLICT.
+    cases are opened or joined, with their counters, by one INSERT ... ON CONFLICT. The caller's
+    `fold` (its messages' progress) rides in the look-up's round trip.
     """
     clean: list[tuple[ParsedEvent, int | None]] = []
     for event, message_id in pairs:
@@ -489,7 +507,7 @@ def file_chunk(pairs: Sequence[tuple[ParsedEvent, int | None]], *, actor=None) -
     keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
     times = [e.occurred_at for e, _ in clean]
     if postgres:
-        known = _lock_and_find_originals(set(keys.values()), times, window)
+        known = _lock_and_find_originals(set(keys.values()), times, window, fold)
     else:
         known = _known_originals(set(keys.values()), times, window)
     resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip)
@@ -597,7 +615,7 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
 
 
 def _lock_and_find_originals(
-    keys: set[str], times: list[datetime], window: timedelta
+    keys: set[str], times: list[datetime], window: timedelta, fold: Folded | None = None
 ) -> dict[str, list[tuple[datetime, int]]]:
     """PostgreSQL: lock the chunk's duplicate keys, then _known_originals, in one round trip.
 
@@ -612,14 +630,26 @@ def _lock_and_find_originals(
     ids = sorted({int(key[:15], 16) for key in keys})
     table = connection.ops.quote_name(Report._meta.db_table)
     lo, hi = min(times) - window, max(times) + window
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
-            f"SELECT dedupe_key, occurred_at, id FROM {table} WHERE dedupe_key = ANY(%s) "
-            "AND occurred_at >= %s AND occurred_at <= %s AND duplicate_of_id IS NULL",
-            [ids, sorted(keys), lo, hi],
+    sql = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
+    params: list = [ids]
+    if fold is not None:
+        # The caller's UPDATE's ids come back as rows without a key.
+        sql = (
+            fold.setup + sql + f"WITH f AS ({fold.update}) SELECT NULL::text, NULL::timestamptz, f.id FROM f UNION ALL "
         )
-        for key, at, pk in cursor.fetchall():
+        params += fold.params
+    sql += (
+        f"SELECT dedupe_key, occurred_at, id FROM {table} WHERE dedupe_key = ANY(%s) "
+        "AND occurred_at >= %s AND occurred_at <= %s AND duplicate_of_id IS NULL"
+    )
+    params += [sorted(keys), lo, hi]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if fold is not None:
+        fold.ids = {pk for key, _, pk in rows if key is None}
+    for key, at, pk in rows:
+        if key is not None:
             known[key].append((at, pk))
     return known
 

@@ -35,7 +35,7 @@ from cases.intake import ParseStream
 from cases.intake.base import ParsedEvent
 from cases.models import InboundMessage, ParseStatus
 from cases.services.common import TransitionError, insert_rows, storable
-from cases.services.filing import IntakeSummary, file_chunk, record_reports
+from cases.services.filing import Folded, IntakeSummary, file_chunk, record_reports
 from customers.resolver import are_ours
 
 log = logging.getLogger(__name__)
@@ -621,22 +621,32 @@ def _file_chunk(chunk: list[tuple[ParsedEvent, int]], streams: list[_Stream], ow
     # the messages are still "parsing" and are given back when the heartbeat stops, so PostgreSQL
     # need not wait for the disk here (the raw bytes were stored durably).
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _record_progress_postgresql(streams, owner)
-        else:
+        if connection.vendor != "postgresql":
             _record_progress(streams, owner)
-        return file_chunk(chunk, actor=actor)
+            return file_chunk(chunk, actor=actor)
+        # The progress rides in filing's duplicate look-up (one round trip less per chunk); the
+        # message rows are locked from there on, before any report is written, and a claim
+        # found lost rolls the whole chunk back.
+        progress = _progress_statement(streams, owner)
+        summary = file_chunk(chunk, actor=actor, fold=progress)
+        held = progress.ids
+        if held is None:
+            with connection.cursor() as cursor:
+                cursor.execute(progress.setup + progress.update, progress.params)
+                held = {pk for (pk,) in cursor.fetchall()}
+        lost = [s.message.pk for s in streams if s.message.pk not in held]
+        if lost:
+            raise LostClaim(lost)
+        return summary
 
 
-def _record_progress_postgresql(streams: list[_Stream], owner: str) -> None:
-    """_record_progress for every message of the chunk in one round trip, with _relax_commit's settings."""
+def _progress_statement(streams: list[_Stream], owner: str) -> Folded:
+    """_record_progress for every message of the chunk as one statement, with _relax_commit's settings."""
     table = connection.ops.quote_name(InboundMessage._meta.db_table)
     now = timezone.now()
     rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(streams))
     params: list = [v for s in streams for v in (s.message.pk, s.done, s.finished, s.fmt[:32], s.over_cap, s.error)]
-    sql = (
-        # See _relax_commit for why.
-        "SET LOCAL synchronous_commit TO OFF; SET CONSTRAINTS ALL IMMEDIATE; "
+    update = (
         f"UPDATE {table} AS m SET events_filed = v.done, chunks_filed = m.chunks_filed + 1, "
         "heartbeat_at = CASE WHEN v.fin THEN NULL ELSE %s::timestamptz END, "
         "status = CASE WHEN v.fin THEN %s ELSE m.status END, "
@@ -650,12 +660,12 @@ def _record_progress_postgresql(streams: list[_Stream], owner: str) -> None:
         f"FROM (VALUES {rows}) AS v(id, done, fin, fmt, cap, err) "
         "WHERE m.id = v.id AND m.status = %s AND m.claimed_by = %s RETURNING m.id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, ParseStatus.PARSED, now, *params, ParseStatus.PARSING, owner])
-        held = {pk for (pk,) in cursor.fetchall()}
-    lost = [s.message.pk for s in streams if s.message.pk not in held]
-    if lost:
-        raise LostClaim(lost)
+    return Folded(
+        # See _relax_commit for why.
+        setup="SET LOCAL synchronous_commit TO OFF; SET CONSTRAINTS ALL IMMEDIATE; ",
+        update=update,
+        params=[now, ParseStatus.PARSED, now, *params, ParseStatus.PARSING, owner],
+    )
 
 
 def _record_progress(streams: list[_Stream], owner: str) -> None:
