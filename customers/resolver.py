@@ -308,17 +308,38 @@ def _best_many_sql(alias: str) -> str:
     )
 
 
-def _resolve_many_postgresql(alias: str, pairs: list[tuple[str, datetime]]) -> dict[tuple[str, datetime], Held | None]:
+# Pairs per statement of _resolve_many_postgresql (and at most for best_many_statement).
+BEST_MANY_PAIRS = 500
+
+
+def best_many_statement(pairs: list[tuple[str, datetime]]) -> tuple[str, list]:
+    """PostgreSQL: resolve_many's statement for up to BEST_MANY_PAIRS distinct (ip, at) pairs, for a
+    caller that runs it inside a bigger statement (filing, as a CTE of its duplicate look-up). Its rows
+    are (n, id, customer_id, network, valid_from, valid_to, source); n is the pair's 1-based position.
+    Read them back with held_from_rows()."""
+    if len(pairs) > BEST_MANY_PAIRS:
+        raise ValueError(f"at most {BEST_MANY_PAIRS} pairs per statement")
+    # Candidate networks never contain a space: one string per pair, split again in SQL.
+    cands = [" ".join(_candidates(ip)) for ip, _ in pairs]
+    return _best_many_sql(router.db_for_read(Allocation)), [cands, [at for _, at in pairs]]
+
+
+def held_from_rows(pairs: list[tuple[str, datetime]], rows: Iterable[tuple]) -> dict[tuple[str, datetime], Held | None]:
+    """resolve_many's answer from best_many_statement's rows."""
     out: dict[tuple[str, datetime], Held | None] = dict.fromkeys(pairs)
-    sql = _best_many_sql(alias)
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
-        # Candidate networks never contain a space: one string per pair, split again in SQL.
-        cands = [" ".join(_candidates(ip)) for ip, _ in chunk]
+    for n, *row in rows:
+        out[pairs[n - 1]] = Held(*row)
+    return out
+
+
+def _resolve_many_postgresql(alias: str, pairs: list[tuple[str, datetime]]) -> dict[tuple[str, datetime], Held | None]:
+    out: dict[tuple[str, datetime], Held | None] = {}
+    for start in range(0, len(pairs), BEST_MANY_PAIRS):
+        chunk = pairs[start : start + BEST_MANY_PAIRS]
+        sql, params = best_many_statement(chunk)
         with connections[alias].cursor() as cursor:
-            cursor.execute(sql, [cands, [at for _, at in chunk]])
-            for n, *row in cursor.fetchall():
-                out[chunk[n - 1]] = Held(*row)
+            cursor.execute(sql, params)
+            out.update(held_from_rows(chunk, cursor.fetchall()))
     return out
 
 
@@ -353,12 +374,17 @@ def resolve_many(pairs: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datet
 
 def resolve_events(
     items: Iterable[tuple[str, datetime, int | None]],
+    *,
+    base: dict[tuple[str, datetime], Held | None] | None = None,
 ) -> dict[tuple[str, datetime, int | None], Held | None]:
     """resolve_many() for (ip, at, port) triples, with resolve()'s CGNAT rule: on a pool's address the
     port block that held the port answers; without a port, or without a block, the pool does, with a note.
+
+    `base`: resolve_many's answer for these pairs when the caller already has it (held_from_rows).
     """
     items = list(dict.fromkeys(items))
-    base = resolve_many((ip, at) for ip, at, _ in items)
+    if base is None:
+        base = resolve_many((ip, at) for ip, at, _ in items)
     out: dict[tuple[str, datetime, int | None], Held | None] = {}
     wanted: list[tuple[str, datetime, int]] = []
     for ip, at, port in items:

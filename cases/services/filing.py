@@ -36,7 +36,14 @@ from cases.models import (
     UnassignedReason,
 )
 from cases.services.common import actor_kwargs, insert_rows, storable
-from customers.resolver import are_ours, normalize_ip, resolve_events
+from customers.resolver import (
+    BEST_MANY_PAIRS,
+    are_ours,
+    best_many_statement,
+    held_from_rows,
+    normalize_ip,
+    resolve_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -506,11 +513,17 @@ def file_chunk(
     window = _duplicate_window()
     keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
     times = [e.occurred_at for e, _ in clean]
+    items = [(e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip]
+    held = None
     if postgres:
-        known = _lock_and_find_originals(set(keys.values()), times, window, fold)
+        # A message's few addresses are looked up in the same round trip as its duplicates.
+        pairs = list(dict.fromkeys((ip, at) for ip, at, _ in items))
+        known, held = _lock_and_look_up(
+            set(keys.values()), times, window, fold, pairs if len(pairs) <= BEST_MANY_PAIRS else None
+        )
     else:
         known = _known_originals(set(keys.values()), times, window)
-    resolved = resolve_events((e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip)
+    resolved = resolve_events(items, base=held)
     filing = _Filing(summary=summary)
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
@@ -614,10 +627,16 @@ def _new_report(event: ParsedEvent, message_id: int | None, allocation, key: str
     return report
 
 
-def _lock_and_find_originals(
-    keys: set[str], times: list[datetime], window: timedelta, fold: Folded | None = None
-) -> dict[str, list[tuple[datetime, int]]]:
-    """PostgreSQL: lock the chunk's duplicate keys, then _known_originals, in one round trip.
+def _lock_and_look_up(
+    keys: set[str],
+    times: list[datetime],
+    window: timedelta,
+    fold: Folded | None = None,
+    pairs: list[tuple[str, datetime]] | None = None,
+) -> tuple[dict[str, list[tuple[datetime, int]]], dict | None]:
+    """PostgreSQL: lock the chunk's duplicate keys, then _known_originals, in one round trip; with
+    `pairs`, the resolver's look-up of those (ip, at) pairs rides along (resolve_many's answer is
+    returned, else None), and so does the caller's `fold`.
 
     Two complaints about one event that arrive at once must not both pass the duplicate check:
     each chunk takes a transaction-level advisory lock per key (in one order, so chunks never
@@ -626,32 +645,49 @@ def _lock_and_find_originals(
     """
     known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     if not keys:
-        return known
+        return known, None
     ids = sorted({int(key[:15], 16) for key in keys})
     table = connection.ops.quote_name(Report._meta.db_table)
     lo, hi = min(times) - window, max(times) + window
-    sql = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
-    params: list = [ids]
-    if fold is not None:
-        # The caller's UPDATE's ids come back as rows without a key.
-        sql = (
-            fold.setup + sql + f"WITH f AS ({fold.update}) SELECT NULL::text, NULL::timestamptz, f.id FROM f UNION ALL "
-        )
-        params += fold.params
-    sql += (
-        f"SELECT dedupe_key, occurred_at, id FROM {table} WHERE dedupe_key = ANY(%s) "
+    ctes: list[str] = []
+    cte_params: list = []
+    # One row shape for the three answers: (key, at, id) for a stored original, (NULL, NULL, id) for
+    # the fold's ids, (NULL, NULL, id, n, customer, network, from, to, source) for an address held.
+    selects = [
+        "SELECT dedupe_key::text, occurred_at, id, NULL::bigint, NULL::bigint, NULL::text, "
+        f"NULL::timestamptz, NULL::timestamptz, NULL::text FROM {table} WHERE dedupe_key = ANY(%s) "
         "AND occurred_at >= %s AND occurred_at <= %s AND duplicate_of_id IS NULL"
-    )
-    params += [sorted(keys), lo, hi]
+    ]
+    select_params: list = [sorted(keys), lo, hi]
+    if fold is not None:
+        ctes.append(f"f AS ({fold.update})")
+        cte_params += fold.params
+        selects.append("SELECT NULL, NULL, f.id, NULL, NULL, NULL, NULL, NULL, NULL FROM f")
+    if pairs:
+        held_sql, held_params = best_many_statement(pairs)
+        ctes.append(f"r AS ({held_sql})")
+        cte_params += held_params
+        selects.append(
+            "SELECT NULL, NULL, r.id, r.n, r.customer_id, r.network::text, r.valid_from, r.valid_to, r.source FROM r"
+        )
+    sql = (
+        fold.setup if fold is not None else ""
+    ) + "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
+    if ctes:
+        sql += "WITH " + ", ".join(ctes) + " "
+    sql += " UNION ALL ".join(selects)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [ids, *cte_params, *select_params])
         rows = cursor.fetchall()
     if fold is not None:
-        fold.ids = {pk for key, _, pk in rows if key is None}
-    for key, at, pk in rows:
+        fold.ids = {row[2] for row in rows if row[0] is None and row[3] is None}
+    for key, at, pk, *_ in rows:
         if key is not None:
             known[key].append((at, pk))
-    return known
+    held = None
+    if pairs is not None:
+        held = held_from_rows(pairs, [(row[3], row[2], *row[4:]) for row in rows if row[3] is not None])
+    return known, held
 
 
 def _known_originals(keys: set[str], times: list[datetime], window: timedelta) -> dict[str, list[tuple[datetime, int]]]:

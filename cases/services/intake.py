@@ -273,10 +273,14 @@ def claim_messages(
     if first is not None:
         order = "CASE WHEN id = %s THEN 0 ELSE 1 END, id"
         params.append(first)
+    # The rows are picked in a CTE, which runs once. As `WHERE id IN (SELECT ... LIMIT n FOR UPDATE
+    # SKIP LOCKED)`, PostgreSQL may run the sub-select again for a row that changed under it, and
+    # then claim more than `limit` rows.
     sql = (
+        f"WITH picked AS (SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT %s{skip_locked}) "
         f"UPDATE {table} SET status = %s, claimed_at = %s, heartbeat_at = %s, claimed_by = %s "
-        f"WHERE id IN (SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT %s{skip_locked}) "
-        "RETURNING id, received_at, size, channel, sender, events_filed, "
+        f"FROM picked WHERE {table}.id = picked.id "
+        f"RETURNING {table}.id, received_at, size, channel, sender, events_filed, "
         "CASE WHEN size <= %s THEN raw ELSE NULL END"
     )
     if connection.vendor == "postgresql":
@@ -287,7 +291,7 @@ def claim_messages(
     # transaction, where SET LOCAL holds), without the BEGIN and COMMIT round trips.
     alone = contextlib.nullcontext() if connection.vendor == "postgresql" else transaction.atomic()
     with alone, connection.cursor() as cursor:
-        cursor.execute(sql, [*head, *params, limit, INLINE_RAW_BYTES])
+        cursor.execute(sql, [*params, limit, *head, INLINE_RAW_BYTES])
         rows = cursor.fetchall()
     claimed = [
         Claimed(pk, _aware(at), size, channel, sender, done, None if raw is None else bytes(raw))
