@@ -135,17 +135,28 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
         return data.decode("latin-1")
 
 
+def max_message_bytes() -> int:
+    """The cut: MAX_MESSAGE_BYTES, or the desk's INTAKE_MAX_MESSAGE_BYTES when that is higher (a desk
+    that takes bigger mail must not have it cut here, silently, to its first 40 MB of rows)."""
+    try:
+        from django.conf import settings
+
+        return max(MAX_MESSAGE_BYTES, int(getattr(settings, "INTAKE_MAX_MESSAGE_BYTES", 0)))
+    except Exception:  # noqa: BLE001 — used without Django settings: the module's own limit
+        return MAX_MESSAGE_BYTES
+
+
 def parse_message(raw: bytes) -> EmailMessage:
     """Parse raw bytes into an EmailMessage (policy=email.policy.default); never raises.
 
     Bytes that do not start with a mail header block are wrapped: the result is a text/plain message
     whose body is the decoded bytes and which carries ``X-Abusedesk-Bare-Body: yes`` (``is_bare``), so a
     CSV or JSON posted by a feed still reaches the parsers that read bodies. Input past
-    MAX_MESSAGE_BYTES is cut before parsing.
+    max_message_bytes() is cut before parsing.
     """
     if not isinstance(raw, bytes | bytearray):
         raw = str(raw).encode("utf-8", "replace")
-    raw = bytes(raw[:MAX_MESSAGE_BYTES])
+    raw = bytes(raw[: max_message_bytes()])
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if looks_like_mail(raw):

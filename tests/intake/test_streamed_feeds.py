@@ -172,3 +172,13 @@ def test_a_parser_that_breaks_half_way_keeps_what_it_filed_and_says_why(settings
     assert (message.status, message.events_filed, message.format) == (ParseStatus.PARSED, 3, "shadowserver")
     assert "the parser stopped after 3 events: OSError: the disk went away" in message.parse_error
     assert Report.objects.count() == 3
+
+
+def test_a_desk_that_takes_bigger_mail_parses_all_of_it(settings, monkeypatch):
+    monkeypatch.setattr(mime, "MAX_MESSAGE_BYTES", 4096)
+    raw = _mail("2026-11-20-scan_ssh-nl.csv", (HEADER + _rows(200)).encode(), subtype="csv")
+    assert len(raw) > 3 * 4096
+    settings.INTAKE_MAX_MESSAGE_BYTES = 1024
+    assert len(intake.parse(raw, received_at=RECEIVED).events) < 200  # cut at the parsers' own limit
+    settings.INTAKE_MAX_MESSAGE_BYTES = len(raw)
+    assert len(intake.parse(raw, received_at=RECEIVED).events) == 200
