@@ -8,9 +8,12 @@ With no broker (CELERY_TASK_ALWAYS_EAGER) the task runs in-process after the com
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 
 from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 def task(name: str):
@@ -30,3 +33,21 @@ def enqueue_on_commit(name: str, *args, **kwargs) -> None:
         lambda: task(name).apply_async(args, kwargs, retry_policy=PUBLISH_RETRY),
         robust=True,
     )
+
+
+def run_after_commit(name: str, *args) -> None:
+    """Run the task `name` in this process once the current transaction commits, and queue it for
+    a worker only if that fails (Celery's retries then take over; the task is safe to run twice).
+
+    For the work a worker's own task leads to at once, such as the ladder after filing: the worker
+    that filed a message goes on to its case without a trip through the broker.
+    """
+
+    def run() -> None:
+        try:
+            task(name).run(*args)
+        except Exception:
+            log.warning("%s failed after the commit; queued for a worker to retry", name, exc_info=True)
+            task(name).apply_async(args, retry_policy=PUBLISH_RETRY)
+
+    transaction.on_commit(run, robust=True)

@@ -85,6 +85,9 @@ def source_trust(reporter: str, sources: dict[str, str]) -> str:
     return ""
 
 
+# A chunk that touched at most this many cases has them evaluated by the ladder in this process.
+LADDER_INLINE_CASES = 10
+
 # Events are written in chunks, each its own short transaction, so a 50,000-row feed never
 # holds locks for long and a crash part-way loses nothing already committed.
 CHUNK = 1000
@@ -584,9 +587,14 @@ def file_chunk(
         if _worth_enriching(r):
             summary.first_report_by_ip.setdefault(r.ip, r.pk)
     if summary.cases_updated:
-        queue.enqueue_on_commit(
-            "cases.tasks_ladder.evaluate_cases_task", sorted(summary.cases_updated), summary.thank_report_ids[:5000]
-        )
+        # Mail filed a message at a time touches a case or two: the ladder decides right after the
+        # commit, in the worker that filed it, with the task as the fallback (one broker trip less
+        # per message). A feed's chunk touches many: their task spreads them over the workers.
+        args = (sorted(summary.cases_updated), summary.thank_report_ids[:5000])
+        if len(summary.cases_updated) <= LADDER_INLINE_CASES:
+            queue.run_after_commit("cases.tasks_ladder.evaluate_cases_task", *args)
+        else:
+            queue.enqueue_on_commit("cases.tasks_ladder.evaluate_cases_task", *args)
     if summary.first_report_by_ip and settings.ENRICHMENT_ENABLED:
         _queue_enrichment(list(summary.first_report_by_ip.values()))
     return summary
