@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
+import weakref
+from collections.abc import Sequence
 from functools import cache
 
 from django.db import connection
@@ -85,3 +90,33 @@ def insert_rows(model, objs: list, *, set_ids: bool = True) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+# Statements each connection has prepared, by name (PREPARE outlives a rollback; it ends with the
+# connection, so the registry is per connection object).
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Enough for the shapes filing and the ladder use; anything beyond runs unprepared.
+PREPARED_PER_CONNECTION = 64
+
+
+def execute_prepared(cursor, sql: str, params: Sequence, *, head: str = "", head_params: Sequence = ()) -> None:
+    """PostgreSQL: run `sql` (one statement, %s placeholders) as this connection's prepared statement:
+    PREPARE the first time, EXECUTE after. The statements filing and the ladder run for every message
+    take longer to plan than to run; a prepared one is planned once (PostgreSQL then keeps a generic
+    plan). `head` (other statements: settings, locks) goes first in the same round trip. Parameters the
+    statement cannot type from its context need casts in `sql` (a VALUES list, for one).
+    """
+    raw = connection.connection
+    names = _prepared.setdefault(raw, set())
+    name = "abusedesk_" + hashlib.sha1(sql.encode()).hexdigest()[:20]
+    if name not in names and len(names) >= PREPARED_PER_CONNECTION:
+        cursor.execute(head + sql, [*head_params, *params])
+        return
+    if name not in names:
+        # On its own (once per connection): a PREPARE that succeeded is known to have, even when
+        # the statement then fails.
+        numbers = itertools.count(1)
+        cursor.execute(f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbers)}", sql))
+        names.add(name)
+    execute = f"EXECUTE {name} (" + ", ".join(["%s"] * len(params)) + ")" if params else f"EXECUTE {name}"
+    cursor.execute(head + execute, [*head_params, *params])

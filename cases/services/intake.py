@@ -648,7 +648,8 @@ def _progress_statement(streams: list[_Stream], owner: str) -> Folded:
     """_record_progress for every message of the chunk as one statement, with _relax_commit's settings."""
     table = connection.ops.quote_name(InboundMessage._meta.db_table)
     now = timezone.now()
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(streams))
+    # Typed: the statement may be prepared (filing's look-up), where a VALUES list's parameters are text.
+    rows = ", ".join(["(%s::bigint, %s::integer, %s::boolean, %s::text, %s::integer, %s::text)"] * len(streams))
     params: list = [v for s in streams for v in (s.message.pk, s.done, s.finished, s.fmt[:32], s.over_cap, s.error)]
     update = (
         f"UPDATE {table} AS m SET events_filed = v.done, chunks_filed = m.chunks_filed + 1, "

@@ -51,7 +51,7 @@ from cases.models import (
     rung_key,
 )
 from cases.services import notices, provisioning
-from cases.services.common import TransitionError, actor_kwargs, actor_label
+from cases.services.common import TransitionError, actor_kwargs, actor_label, execute_prepared
 from customers.models import Customer, CustomerKind, Standing
 from customers.services import change_standing
 
@@ -388,8 +388,7 @@ def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> t
     policies = {kind: policy_for(kind) for kind in CustomerKind.values}
     oldest = now - timedelta(days=max(p.window_days for p in policies.values()))
     sql = (
-        (f"SELECT 1 FROM {case_t} WHERE id = %s FOR UPDATE; " if lock else "")
-        + f"SELECT {', '.join(case_columns + customer_columns)}, "
+        f"SELECT {', '.join(case_columns + customer_columns)}, "
         "rf.ats, rf.voices, rf.trusted, rf.rejected, ap.rung, ap.status, ap.scheduled_for, "
         f"(SELECT max(n.created_at) FROM {notice_t} n JOIN {case_t} o ON o.id = n.case_id "
         " WHERE o.customer_id = c.customer_id AND o.id <> c.id AND n.kind = ANY(%s) AND n.status <> %s), "
@@ -410,15 +409,15 @@ def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> t
         "WHERE c.id = %s"
     )
     params = [
-        *([case_id] if lock else []),
         [str(k) for k in CUSTOMER_NOTICE_KINDS],
         str(NoticeStatus.FAILED),
         oldest,
         [str(s) for s in OPEN_APPROVAL_STATUSES],
         case_id,
     ]
+    head = f"SELECT 1 FROM {case_t} WHERE id = %s FOR UPDATE; " if lock else ""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute_prepared(cursor, sql, params, head=head, head_params=[case_id] if lock else [])
         row = cursor.fetchone()
     if row is None:
         raise Case.DoesNotExist(f"No case {case_id}.")

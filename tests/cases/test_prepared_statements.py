@@ -1,0 +1,55 @@
+"""The statements filing and the ladder run for every message are prepared once per connection
+(services.common.execute_prepared): PREPARE the first time, EXECUTE after, a failed execution
+leaves it usable, and plain execution past the per-connection cap."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from cases.models import Rung
+from cases.services import common, ladder
+from tests.cases.ladder_builders import make_case
+
+pytestmark = [pytest.mark.django_db, pytest.mark.requires_postgres]
+
+
+def _run(sql: str, params: list) -> tuple[list, list[str]]:
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+        common.execute_prepared(cursor, sql, params, head="SELECT %s::int; ", head_params=[1])
+        rows = cursor.fetchall()
+    return rows, [q["sql"] for q in queries.captured_queries]
+
+
+def test_prepared_once_then_executed():
+    sql = "SELECT x * 2 FROM unnest(%s::int[]) AS x WHERE x > %s ORDER BY x"
+    first, sent_first = _run(sql, [[1, 2, 3], 1])
+    again, sent_again = _run(sql, [[5, 6], 5])
+    assert first == [(4,), (6,)] and again == [(12,)]
+    assert sent_first[0].startswith("PREPARE") and "EXECUTE" in sent_first[1]
+    assert len(sent_again) == 1 and "EXECUTE" in sent_again[0]
+
+
+def test_a_failing_execution_leaves_the_statement_usable():
+    sql = "SELECT 10 / %s::int"
+    with pytest.raises(DataError), transaction.atomic():
+        _run(sql, [0])
+    rows, sent = _run(sql, [5])
+    assert rows == [(2,)] and len(sent) == 1 and "EXECUTE" in sent[0]
+
+
+def test_past_the_cap_statements_run_unprepared(monkeypatch):
+    monkeypatch.setattr(common, "PREPARED_PER_CONNECTION", 0)
+    rows, sent = _run("SELECT %s::int + 40", [2])
+    assert rows == [(42,)]
+    assert "PREPARE" not in sent[0] and "EXECUTE" not in sent[0]
+
+
+def test_the_ladders_facts_read_prepared_match_the_first_read():
+    case = make_case(rung=Rung.WARNING, reports=3, unconfirmed=1)
+    now = timezone.now()
+    _, first = ladder._case_with_facts_postgresql(case.pk, now, lock=False)
+    _, again = ladder._case_with_facts_postgresql(case.pk, now, lock=False)
+    assert first == again and len(first.reports) == 4
