@@ -85,6 +85,10 @@ def source_trust(reporter: str, sources: dict[str, str]) -> str:
     return ""
 
 
+# Advisory lock ids for duplicate keys: DEDUPE_LOCK_SPACE + a bucket of the key (see _lock_and_look_up).
+DEDUPE_LOCK_SPACE = 0x0AB05E_0000
+DEDUPE_LOCK_BUCKETS = 256
+
 # A chunk that touched at most this many cases has them evaluated by the ladder in this process.
 LADDER_INLINE_CASES = 10
 
@@ -647,14 +651,17 @@ def _lock_and_look_up(
     returned, else None), and so does the caller's `fold`.
 
     Two complaints about one event that arrive at once must not both pass the duplicate check:
-    each chunk takes a transaction-level advisory lock per key (in one order, so chunks never
-    deadlock) before it looks. The look-up is a second statement in the same call, so it runs with
-    a snapshot taken after the locks were granted and sees what their previous holder committed.
+    each chunk takes a transaction-level advisory lock per bucket of its keys (in one order, so
+    chunks never deadlock) before it looks. Buckets, not keys: PostgreSQL's lock table is shared
+    and small (64 per connection by default), and a 1,000-event chunk with a lock per key filled
+    it; two chunks whose keys share a bucket only wait for each other. The look-up is a second
+    statement in the same call, so it runs with a snapshot taken after the locks were granted and
+    sees what their previous holder committed.
     """
     known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     if not keys:
         return known, None
-    ids = sorted({int(key[:15], 16) for key in keys})
+    ids = sorted({DEDUPE_LOCK_SPACE + int(key[:15], 16) % DEDUPE_LOCK_BUCKETS for key in keys})
     table = connection.ops.quote_name(Report._meta.db_table)
     lo, hi = min(times) - window, max(times) + window
     ctes: list[str] = []
