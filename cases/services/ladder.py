@@ -329,23 +329,34 @@ def load_facts(cases: Iterable[Case], now: datetime) -> dict[int, CaseFacts]:
     out = {}
     for case in cases:
         earlier = [at for pk, at in notices_by_customer.get(case.customer_id, ()) if pk != case.pk and at]
-        out[case.pk] = CaseFacts(
-            status=case.status,
-            rung=case.rung,
-            customer_kind=case.customer.kind,
-            category=case.category,
-            rung_at=case.rung_at,
-            counted_from=case.counted_from,
-            reports=tuple(reports.get(case.pk, ())),
-            hold_until=case.hold_until,
-            hold_reason=case.hold_reason,
-            awaiting_review=case.awaiting_review,
-            open_approval=approvals.get(case.pk),
-            earlier_notice_at=max(earlier) if earlier else None,
-            reinstated_at=reinstated.get(case.customer_id),
-            standing=case.customer.standing,
+        out[case.pk] = _case_facts(
+            case,
+            tuple(reports.get(case.pk, ())),
+            approvals.get(case.pk),
+            max(earlier) if earlier else None,
+            reinstated.get(case.customer_id),
         )
     return out
+
+
+def _case_facts(case: Case, reports: tuple[ReportFact, ...], approval, earlier_notice_at, reinstated_at) -> CaseFacts:
+    """CaseFacts from a case (with its customer loaded) and what was read about its history."""
+    return CaseFacts(
+        status=case.status,
+        rung=case.rung,
+        customer_kind=case.customer.kind,
+        category=case.category,
+        rung_at=case.rung_at,
+        counted_from=case.counted_from,
+        reports=reports,
+        hold_until=case.hold_until,
+        hold_reason=case.hold_reason,
+        awaiting_review=case.awaiting_review,
+        open_approval=approval,
+        earlier_notice_at=earlier_notice_at,
+        reinstated_at=reinstated_at,
+        standing=case.customer.standing,
+    )
 
 
 @cache
@@ -430,23 +441,8 @@ def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> t
         ReportFact(at, voice, trusted=ok, rejected=gone)
         for at, voice, ok, gone in zip(ats or (), voices or (), trusted or (), rejected or (), strict=True)
     )
-    facts = CaseFacts(
-        status=case.status,
-        rung=case.rung,
-        customer_kind=case.customer.kind,
-        category=case.category,
-        rung_at=case.rung_at,
-        counted_from=case.counted_from,
-        reports=reports,
-        hold_until=case.hold_until,
-        hold_reason=case.hold_reason,
-        awaiting_review=case.awaiting_review,
-        open_approval=None if ap_status is None else OpenApproval(ap_rung, ap_status, ap_scheduled),
-        earlier_notice_at=earlier,
-        reinstated_at=reinstated,
-        standing=case.customer.standing,
-    )
-    return case, facts
+    approval = None if ap_status is None else OpenApproval(ap_rung, ap_status, ap_scheduled)
+    return case, _case_facts(case, reports, approval, earlier, reinstated)
 
 
 def describe_case(case: Case, *, now: datetime | None = None) -> Step:
