@@ -288,16 +288,7 @@ def parse_stream(msg: EmailMessage, raw: bytes, *, received_at: datetime | None 
         rows = tabular.iter_table_events(
             tabular.Table(lines, skipped),
             skipped,
-            fmt=FORMAT_CSV,
-            received_at=received_at,
-            reporter=reporter,
-            reporter_org=org,
-            category_for=_column_category,
-            confidence=0.8,
-            default_category=hint or "other",
-            default_confidence=0.6 if hint else 0.5,
-            id_prefix=name,
-            clock_offset=_stated_offset(prose),
+            **_table_options(name, hint, received_at, reporter, org, _stated_offset(prose)),
         )
     except ParseError:
         rows = iter(())
@@ -307,6 +298,22 @@ def parse_stream(msg: EmailMessage, raw: bytes, *, received_at: datetime | None 
     if not found:
         # parse gives the key:value records, or the reasons there are no events.
         yield from parse(msg, raw, received_at=received_at)
+
+
+def _table_options(name: str, hint: str | None, received_at, reporter: str, org: str, clock_offset) -> dict:
+    """How a CSV feed's table is read, the same whether its rows are streamed or listed."""
+    return {
+        "fmt": FORMAT_CSV,
+        "received_at": received_at,
+        "reporter": reporter,
+        "reporter_org": org,
+        "category_for": _column_category,
+        "confidence": 0.8,
+        "default_category": hint or "other",
+        "default_confidence": 0.6 if hint else 0.5,
+        "id_prefix": name,
+        "clock_offset": clock_offset,
+    }
 
 
 def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None) -> list[ParsedEvent]:
@@ -331,16 +338,7 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime | None = None)
             tabular.table_events(
                 tabular.Table(text[start:], events),
                 events,
-                fmt=FORMAT_CSV,
-                received_at=received_at,
-                reporter=reporter,
-                reporter_org=org,
-                category_for=_column_category,
-                confidence=0.8,
-                default_category=hint or "other",
-                default_confidence=0.6 if hint else 0.5,
-                id_prefix=name,
-                clock_offset=clock_offset,
+                **_table_options(name, hint, received_at, reporter, org, clock_offset),
             )
         except ParseError as exc:
             problems.append(f"{name or 'body'}: {exc}")
