@@ -470,6 +470,18 @@ def are_ours(ips: Iterable[str]) -> set[str]:
     return ours
 
 
+def covered_statement(ips: list[str]) -> tuple[str, list]:
+    """PostgreSQL: are_ours() for a caller that runs it inside a bigger statement (filing, in its
+    look-up's round trip). Its rows are (n): the 1-based positions in `ips` (valid addresses) that
+    any allocation, at any time, covers. One probe of the network index per address."""
+    qn = connections[router.db_for_read(Allocation)].ops.quote_name
+    sql = (
+        "SELECT q.n FROM unnest(%s::text[]) WITH ORDINALITY AS q(cands, n) WHERE EXISTS "
+        f"(SELECT 1 FROM {qn(Allocation._meta.db_table)} WHERE {qn('network')} = ANY(string_to_array(q.cands, ' ')))"
+    )
+    return sql, [[" ".join(_candidates(ip)) for ip in ips]]
+
+
 def is_ours(ip: str) -> bool:
     """Whether any allocation, at any time, covers ip."""
     return bool(are_ours([ip]))

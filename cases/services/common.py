@@ -47,7 +47,7 @@ def actor_label(actor) -> str:
 
 
 @cache
-def _insert_plan(model) -> tuple[str, tuple[str, ...], frozenset[str]]:
+def insert_plan(model) -> tuple[str, tuple[str, ...], frozenset[str]]:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
@@ -70,7 +70,7 @@ def insert_rows(model, objs: list, *, set_ids: bool = True) -> None:
         return
     from psycopg2.extras import Json, execute_values
 
-    head, attnames, json_fields = _insert_plan(model)
+    head, attnames, json_fields = insert_plan(model)
     if json_fields:
         rows = [tuple(Json(getattr(o, a)) if a in json_fields else getattr(o, a) for a in attnames) for o in objs]
     else:
@@ -99,12 +99,21 @@ _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 PREPARED_PER_CONNECTION = 64
 
 
-def execute_prepared(cursor, sql: str, params: Sequence, *, head: str = "", head_params: Sequence = ()) -> None:
+def execute_prepared(
+    cursor, sql: str, params: Sequence, *, head: str = "", head_params: Sequence = (), generic: bool = False
+) -> None:
     """PostgreSQL: run `sql` (one statement, %s placeholders) as this connection's prepared statement:
     PREPARE the first time, EXECUTE after. The statements filing and the ladder run for every message
-    take longer to plan than to run; a prepared one is planned once (PostgreSQL then keeps a generic
-    plan). `head` (other statements: settings, locks) goes first in the same round trip. Parameters the
-    statement cannot type from its context need casts in `sql` (a VALUES list, for one).
+    take longer to plan than to run. `head` (other statements: settings, locks) goes first in the same
+    round trip. Parameters the statement cannot type from its context need casts in `sql` (a VALUES
+    list, for one).
+
+    PostgreSQL plans a prepared statement afresh for its first five runs, then keeps one generic plan
+    only if that looks no dearer than the fresh ones; for statements whose array parameters it cannot
+    size in a generic plan it goes on planning every run (0.4 ms a message for filing's look-up,
+    longer than the look-up itself). `generic=True` makes this run use the generic plan: for callers
+    that know their parameters are small (a message's few events), where every plan is the same one.
+    The setting is SET LOCAL: it ends with the transaction (or with the round trip, outside one).
     """
     raw = connection.connection
     names = _prepared.setdefault(raw, set())
@@ -119,4 +128,6 @@ def execute_prepared(cursor, sql: str, params: Sequence, *, head: str = "", head
         cursor.execute(f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbers)}", sql))
         names.add(name)
     execute = f"EXECUTE {name} (" + ", ".join(["%s"] * len(params)) + ")" if params else f"EXECUTE {name}"
+    if generic:
+        head += "SET LOCAL plan_cache_mode = force_generic_plan; "
     cursor.execute(head + execute, [*head_params, *params])

@@ -35,11 +35,12 @@ from cases.models import (
     Trust,
     UnassignedReason,
 )
-from cases.services.common import actor_kwargs, execute_prepared, insert_rows, storable
+from cases.services.common import actor_kwargs, execute_prepared, insert_plan, insert_rows, storable
 from customers.resolver import (
     BEST_MANY_PAIRS,
     are_ours,
     best_many_statement,
+    covered_statement,
     held_from_rows,
     normalize_ip,
     resolve_events,
@@ -85,6 +86,9 @@ def source_trust(reporter: str, sources: dict[str, str]) -> str:
     return ""
 
 
+# Chunks with at most this many keys and addresses run the look-up with its generic plan (see
+# execute_prepared); bigger ones, a feed's, are planned for their size.
+GENERIC_PLAN_ROWS = 64
 # Advisory lock ids for duplicate keys: DEDUPE_LOCK_SPACE + a bucket of the key (see _lock_and_look_up).
 DEDUPE_LOCK_SPACE = 0x0AB05E_0000
 DEDUPE_LOCK_BUCKETS = 256
@@ -139,10 +143,12 @@ def unassigned_reason(ip: str | None, ours: set[str]) -> str:
     return UnassignedReason.BOGON if routable_reason(ip) else UnassignedReason.OUTSIDE
 
 
-def set_unassigned_reasons(reports: list[Report]) -> None:
-    """Each report's unassigned_reason (filing and re-resolve): one look-up for the lot."""
-    ips = {r.ip for r in reports if r.ip}
-    ours = are_ours(ips) if ips else set()
+def set_unassigned_reasons(reports: list[Report], *, ours: set[str] | None = None) -> None:
+    """Each report's unassigned_reason (filing and re-resolve): one look-up for the lot, unless the
+    caller knows which of their addresses are `ours` (are_ours's answer)."""
+    if ours is None:
+        ips = {r.ip for r in reports if r.ip}
+        ours = are_ours(ips) if ips else set()
     for r in reports:
         r.unassigned_reason = unassigned_reason(r.ip, ours)
         if r.unassigned_reason == UnassignedReason.BOGON:
@@ -521,12 +527,19 @@ def file_chunk(
     keys = {id(e): dedupe_key(e.ip or e.url, e.category, e.reporter) for e, _ in clean}
     times = [e.occurred_at for e, _ in clean]
     items = [(e.ip, e.occurred_at, e.port) for e, _ in clean if e.ip]
-    held = None
+    held = ours = None
     if postgres:
-        # A message's few addresses are looked up in the same round trip as its duplicates.
+        # A message's few addresses are looked up in the same round trip as its duplicates: who held
+        # them, and (for the unassigned queue's reason, should nobody have) whether they are ours.
         pairs = list(dict.fromkeys((ip, at) for ip, at, _ in items))
-        known, held = _lock_and_look_up(
-            set(keys.values()), times, window, fold, pairs if len(pairs) <= BEST_MANY_PAIRS else None
+        ips = list(dict.fromkeys(ip for ip, _ in pairs))
+        known, held, ours = _lock_and_look_up(
+            set(keys.values()),
+            times,
+            window,
+            fold,
+            pairs if len(pairs) <= BEST_MANY_PAIRS else None,
+            ips if len(ips) <= GENERIC_PLAN_ROWS else None,
         )
     else:
         known = _known_originals(set(keys.values()), times, window)
@@ -535,7 +548,6 @@ def file_chunk(
     fresh: list[Report] = []
     fresh_by_key: dict[str, list[Report]] = defaultdict(list)
     dup_counts: dict[int, int] = defaultdict(int)
-    pending_dups: list[Report] = []
     for event, message_id in clean:
         key = keys[id(event)]
         original = next((pk for at, pk in known.get(key, ()) if abs(at - event.occurred_at) <= window), None)
@@ -545,7 +557,7 @@ def file_chunk(
             continue
         twin = next((r for r in fresh_by_key.get(key, ()) if abs(r.occurred_at - event.occurred_at) <= window), None)
         if twin is not None:
-            pending_dups.append(twin)
+            twin.duplicate_count += 1  # written with the twin itself
             summary.duplicates += 1
             continue
         report = _new_report(
@@ -555,31 +567,33 @@ def file_chunk(
         fresh_by_key[key].append(report)
 
     no_customer = [r for r in fresh if r.customer_id is None]
-    set_unassigned_reasons(no_customer)
+    set_unassigned_reasons(no_customer, ours=ours)
     groups: dict[tuple[int, str], list[Report]] = defaultdict(list)
     for r in fresh:
         if r.customer_id:
             groups[(r.customer_id, r.category)].append(r)
-    if postgres:
-        cases, opened = _upsert_cases(groups, now=now)
+    if postgres and groups and len(fresh) <= GENERIC_PLAN_ROWS:
+        # A message's few reports: cases, reports and audit rows in one round trip.
+        cases, opened = _write_together(groups, fresh, now=now, actor=actor)
     else:
-        cases, opened = _open_cases_for(groups, now=now, actor=actor, audit=False)
-    for key, reports in groups.items():
-        for r in reports:
-            r.case = cases[key]
-    _insert_reports(fresh)
-    for twin in pending_dups:
-        dup_counts[twin.pk] += 1
+        if postgres:
+            cases, opened = _upsert_cases(groups, now=now)
+        else:
+            cases, opened = _open_cases_for(groups, now=now, actor=actor, audit=False)
+        for key, reports in groups.items():
+            for r in reports:
+                r.case = cases[key]
+        _insert_reports(fresh)
+        if not postgres:
+            _count_on_cases(cases, groups, now=now)
+        audit = [
+            CaseEvent(case=cases[key], kind="opened", old="", new=CaseStatus.OPEN, at=now, **actor_kwargs(actor))
+            for key in sorted(groups)
+            if cases[key].pk in opened
+        ]
+        audit += [_reports_added(cases[key], reports, now=now, actor=actor) for key, reports in sorted(groups.items())]
+        insert_rows(CaseEvent, audit, set_ids=False)
     _add_duplicate_counts(dup_counts)
-    if not postgres:
-        _count_on_cases(cases, groups, now=now)
-    audit = [
-        CaseEvent(case=cases[key], kind="opened", old="", new=CaseStatus.OPEN, at=now, **actor_kwargs(actor))
-        for key in sorted(groups)
-        if cases[key].pk in opened
-    ]
-    audit += [_reports_added(cases[key], reports, now=now, actor=actor) for key, reports in sorted(groups.items())]
-    insert_rows(CaseEvent, audit, set_ids=False)
 
     summary.created = len(fresh)
     summary.unassigned = len(no_customer)
@@ -645,10 +659,12 @@ def _lock_and_look_up(
     window: timedelta,
     fold: Folded | None = None,
     pairs: list[tuple[str, datetime]] | None = None,
-) -> tuple[dict[str, list[tuple[datetime, int]]], dict | None]:
+    covered: list[str] | None = None,
+) -> tuple[dict[str, list[tuple[datetime, int]]], dict | None, set[str] | None]:
     """PostgreSQL: lock the chunk's duplicate keys, then _known_originals, in one round trip; with
     `pairs`, the resolver's look-up of those (ip, at) pairs rides along (resolve_many's answer is
-    returned, else None), and so does the caller's `fold`.
+    returned, else None), with `covered`, are_ours's answer for those addresses (else None), and
+    the caller's `fold`.
 
     Two complaints about one event that arrive at once must not both pass the duplicate check:
     each chunk takes a transaction-level advisory lock per bucket of its keys (in one order, so
@@ -660,14 +676,15 @@ def _lock_and_look_up(
     """
     known: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     if not keys:
-        return known, None
+        return known, None, None
     ids = sorted({DEDUPE_LOCK_SPACE + int(key[:15], 16) % DEDUPE_LOCK_BUCKETS for key in keys})
     table = connection.ops.quote_name(Report._meta.db_table)
     lo, hi = min(times) - window, max(times) + window
     ctes: list[str] = []
     cte_params: list = []
-    # One row shape for the three answers: (key, at, id) for a stored original, (NULL, NULL, id) for
-    # the fold's ids, (NULL, NULL, id, n, customer, network, from, to, source) for an address held.
+    # One row shape for the four answers: (key, at, id) for a stored original, (NULL, NULL, id) for
+    # the fold's ids, (NULL, NULL, id, n, customer, network, from, to, source) for an address held,
+    # (NULL, NULL, NULL, n) for an address of `covered` that is ours.
     selects = [
         "SELECT dedupe_key::text, occurred_at, id, NULL::bigint, NULL::bigint, NULL::text, "
         f"NULL::timestamptz, NULL::timestamptz, NULL::text FROM {table} WHERE dedupe_key = ANY(%s) "
@@ -685,13 +702,20 @@ def _lock_and_look_up(
         selects.append(
             "SELECT NULL, NULL, r.id, r.n, r.customer_id, r.network::text, r.valid_from, r.valid_to, r.source FROM r"
         )
+    if covered:
+        ours_sql, ours_params = covered_statement(covered)
+        ctes.append(f"o AS ({ours_sql})")
+        cte_params += ours_params
+        selects.append("SELECT NULL, NULL, NULL, o.n, NULL, NULL, NULL, NULL, NULL FROM o")
     head = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k; "
     if fold is not None:
         head = fold.setup + head
     sql = ("WITH " + ", ".join(ctes) + " " if ctes else "") + " UNION ALL ".join(selects)
     with connection.cursor() as cursor:
-        # Prepared: this statement takes longer to plan than to run, once per message.
-        execute_prepared(cursor, sql, [*cte_params, *select_params], head=head, head_params=[ids])
+        # Prepared: this statement takes longer to plan than to run, once per message; a message's
+        # few keys and addresses always get the same plan, so its generic one serves.
+        small = max(len(keys), len(pairs or ()), len(covered or ())) <= GENERIC_PLAN_ROWS
+        execute_prepared(cursor, sql, [*cte_params, *select_params], head=head, head_params=[ids], generic=small)
         rows = cursor.fetchall()
     if fold is not None:
         fold.ids = {row[2] for row in rows if row[0] is None and row[3] is None}
@@ -700,8 +724,13 @@ def _lock_and_look_up(
             known[key].append((at, pk))
     held = None
     if pairs is not None:
-        held = held_from_rows(pairs, [(row[3], row[2], *row[4:]) for row in rows if row[3] is not None])
-    return known, held
+        held = held_from_rows(
+            pairs, [(row[3], row[2], *row[4:]) for row in rows if row[3] is not None and row[2] is not None]
+        )
+    ours = None
+    if covered is not None:
+        ours = {covered[row[3] - 1] for row in rows if row[3] is not None and row[2] is None}
+    return known, held, ours
 
 
 def _known_originals(keys: set[str], times: list[datetime], window: timedelta) -> dict[str, list[tuple[datetime, int]]]:
@@ -728,6 +757,27 @@ def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[
     """
     if not groups:
         return {}, set()
+    head, rows = _case_rows(groups, now=now)
+    from psycopg2.extras import execute_values
+
+    with connection.cursor() as cursor:
+        returned = execute_values(cursor.cursor, head + "%s" + _CASE_UPSERT_TAIL, rows, page_size=1000, fetch=True)
+    return _cases_returned(returned)
+
+
+# How _upsert_cases and _write_together open or join a case: the partial unique index (one open case
+# per customer and category) arbitrates; a joined case adds the new reports to its counters.
+_CASE_UPSERT_TAIL = (
+    " ON CONFLICT (customer_id, category) WHERE status IN ('open', 'waiting') DO UPDATE SET "
+    "report_count = c.report_count + EXCLUDED.report_count, "
+    "first_report_at = LEAST(c.first_report_at, EXCLUDED.first_report_at), "
+    "last_report_at = GREATEST(c.last_report_at, EXCLUDED.last_report_at), updated_at = EXCLUDED.updated_at "
+    "RETURNING id, customer_id, category, (xmax = 0) AS inserted"
+)
+
+
+def _case_rows(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[str, list[tuple]]:
+    """The upsert's head (up to VALUES) and one row of values per group, in the groups' order."""
     fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
     rows = []
     for (customer_id, category), reports in sorted(groups.items()):
@@ -742,20 +792,12 @@ def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[
         )
         rows.append(tuple(f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields))
     quote = connection.ops.quote_name
-    table = quote(Case._meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
-    from psycopg2.extras import execute_values
+    return f"INSERT INTO {quote(Case._meta.db_table)} AS c ({columns}) VALUES ", rows
 
-    sql = (
-        f"INSERT INTO {table} AS c ({columns}) VALUES %s "
-        "ON CONFLICT (customer_id, category) WHERE status IN ('open', 'waiting') DO UPDATE SET "
-        "report_count = c.report_count + EXCLUDED.report_count, "
-        "first_report_at = LEAST(c.first_report_at, EXCLUDED.first_report_at), "
-        "last_report_at = GREATEST(c.last_report_at, EXCLUDED.last_report_at), updated_at = EXCLUDED.updated_at "
-        "RETURNING id, customer_id, category, (xmax = 0) AS inserted"
-    )
-    with connection.cursor() as cursor:
-        returned = execute_values(cursor.cursor, sql, rows, page_size=1000, fetch=True)
+
+def _cases_returned(returned) -> tuple[dict[tuple[int, str], Case], set[int]]:
+    """The upsert's RETURNING rows as ({(customer, category): case}, {ids of the cases it opened})."""
     cases: dict[tuple[int, str], Case] = {}
     opened: set[int] = set()
     for pk, customer_id, category, inserted in returned:
@@ -765,6 +807,82 @@ def _upsert_cases(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[
         cases[(customer_id, category)] = case
         if inserted:
             opened.add(pk)
+    return cases, opened
+
+
+def _write_together(
+    groups: dict[tuple[int, str], list[Report]], fresh: list[Report], *, now, actor
+) -> tuple[dict[tuple[int, str], Case], set[int]]:
+    """PostgreSQL, a chunk of a few reports (mail filed a message at a time): what _upsert_cases,
+    _insert_reports and the audit rows do in three round trips, in one statement.
+
+    The case upsert is a CTE (c); each report finds its case's id there by a scalar subquery (a
+    handful of rows), and the audit rows are written from c and the reports' ids (r): "opened" for
+    each case the upsert opened, then "reports_added" naming the group's first report, in that order
+    per case. The sibling CTEs see each other's RETURNING rows, not their tables; the foreign keys
+    are checked when the statement ends, when all rows are there.
+    """
+    from psycopg2.extras import Json
+
+    quote = connection.ops.quote_name
+    case_head, case_rows = _case_rows(groups, now=now)
+    params: list = [v for row in case_rows for v in row]
+    marks = "(" + ", ".join(["%s"] * len(case_rows[0])) + ")"
+    sql = "WITH c AS (" + case_head + ", ".join([marks] * len(case_rows)) + _CASE_UPSERT_TAIL + ")"
+
+    report_head, attnames, json_fields = insert_plan(Report)
+    case_slot = attnames.index("case_id")
+    case_of = "(SELECT c.id FROM c WHERE c.customer_id = %s AND c.category = %s)"
+    report_rows = []
+    for r in fresh:
+        row = [Json(getattr(r, a)) if a in json_fields else getattr(r, a) for a in attnames]
+        marks = ["%s"] * len(attnames)
+        if r.customer_id:
+            marks[case_slot] = case_of
+            row[case_slot : case_slot + 1] = [r.customer_id, r.category]
+        report_rows.append("(" + ", ".join(marks) + ")")
+        params += row
+    sql += f", r AS ({report_head}{', '.join(report_rows)} RETURNING id, case_id)"
+
+    event = actor_kwargs(actor)
+    actor_kind, actor_id = event["actor_kind"], getattr(event["actor"], "pk", None)
+    added = []
+    for (customer_id, category), reports in sorted(groups.items()):
+        added.append("(%s::bigint, %s::text, %s::text, %s::text)")
+        params += [customer_id, category, str(len(reports)), _reports_added_note(reports)]
+    event_columns = ", ".join(
+        quote(CaseEvent._meta.get_field(f).column)
+        for f in ("case", "actor_kind", "actor", "kind", "old", "new", "note", "report", "at")
+    )
+    sql += (
+        f", e AS (INSERT INTO {quote(CaseEvent._meta.db_table)} ({event_columns}) "
+        "SELECT case_id, %s::text, %s::integer, kind, '', new, note, report_id, %s::timestamptz FROM ("
+        "SELECT c.customer_id, c.category, 0 AS o, c.id AS case_id, 'opened' AS kind, %s::text AS new, "
+        "''::text AS note, NULL::bigint AS report_id FROM c WHERE c.inserted "
+        "UNION ALL SELECT c.customer_id, c.category, 1, c.id, 'reports_added', g.n, g.note, "
+        "(SELECT min(r.id) FROM r WHERE r.case_id = c.id) "
+        f"FROM c JOIN (VALUES {', '.join(added)}) AS g(customer_id, category, n, note) "
+        "ON g.customer_id = c.customer_id AND g.category = c.category"
+        ") AS x ORDER BY customer_id, category, o) "
+        "SELECT id, customer_id, category, inserted FROM c UNION ALL SELECT id, NULL, NULL, NULL FROM r"
+    )
+    # The audit rows' own parameters come first in their SELECT, then the "opened" value, then g's.
+    g_params = params[len(params) - 4 * len(added) :]
+    params = params[: len(params) - 4 * len(added)] + [actor_kind, actor_id, now, CaseStatus.OPEN] + g_params
+    with connection.cursor() as cursor:
+        # Prepared, with its generic plan: it took longer to plan than to run (a message's chunk has
+        # a shape or two: one case, one report, most of the time).
+        execute_prepared(cursor, sql, params, generic=True)
+        returned = cursor.fetchall()
+    cases, opened = _cases_returned([row for row in returned if row[1] is not None])
+    ids = [row[0] for row in returned if row[1] is None]
+    # RETURNING gives the rows in the order of the VALUES list, as bulk_create relies on too.
+    for report, pk in zip(fresh, ids, strict=True):
+        report.pk = pk
+        report._state.adding = False
+        report._state.db = connection.alias
+        if report.customer_id:
+            report.case = cases[(report.customer_id, report.category)]
     return cases, opened
 
 
@@ -801,19 +919,23 @@ def _add_duplicate_counts(dup_counts: dict[int, int]) -> None:
         )
 
 
-def _reports_added(case: Case, reports: list[Report], *, now, actor) -> CaseEvent:
+def _reports_added_note(reports: list[Report]) -> str:
     note = f"{len(reports)} report{'s' if len(reports) != 1 else ''}"
     sources = {r.message_id for r in reports if r.message_id}
     if len(sources) == 1:
         note += f" from message {sources.pop()} ({reports[0].format or 'unknown format'})"
     elif sources:
         note += f" from {len(sources)} messages"
+    return note
+
+
+def _reports_added(case: Case, reports: list[Report], *, now, actor) -> CaseEvent:
     return CaseEvent(
         case=case,
         kind="reports_added",
         old="",
         new=str(len(reports)),
-        note=note,
+        note=_reports_added_note(reports),
         report=reports[0],
         at=now,
         **actor_kwargs(actor),
