@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
+from functools import cache
 
 from . import mime
 from .base import ParsedEvent, ParseError
@@ -103,9 +104,15 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
     if not fields:
         raise ParseError("the feedback-report part has no fields (truncated or empty)")
     original = _original(msg)
-    hops = mime.received_hops(original, now=now) if original is not None else []
     reporter = mime.address(msg, "From")
-    entry = mime.entry_hop(hops, trusted=[reporter] if reporter else [])
+
+    @cache
+    def entry() -> mime.Hop | None:
+        # Where the original entered the reporter's network: read only when Source-IP or
+        # Arrival-Date is missing (the chain takes longer to read than the rest of the report).
+        hops = mime.received_hops(original, now=now) if original is not None else []
+        return mime.entry_hop(hops, trusted=[reporter] if reporter else [])
+
     confidence = 1.0
     notes: list[str] = []
 
@@ -118,8 +125,8 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
     ip = ips[0] if ips else None
     if refused:
         notes.append(f"Source-IP {refused[0][0][:60]} refused: {refused[0][1]}")
-    if ip is None and entry is not None and entry.from_ip:
-        ip = entry.from_ip
+    if ip is None and entry() is not None and entry().from_ip:
+        ip = entry().from_ip
         confidence = 0.8
         notes.append("no Source-IP: taken from the original's Received chain")
     if ip is None:
@@ -138,7 +145,7 @@ def parse(msg: EmailMessage, raw: bytes, *, received_at: datetime) -> list[Parse
     occurred_at = mime.parse_date(_field(fields, "Arrival-Date", "Received-Date"), now=now)
     if occurred_at is None:
         confidence = min(confidence, 0.8)
-        candidates = [entry.at if entry else None]
+        candidates = [entry().at if entry() else None]
         if original is not None:
             candidates.append(mime.parse_date(mime.header(original, "Date"), now=now))
         candidates += [mime.parse_date(mime.header(msg, "Date"), now=now), now]

@@ -554,20 +554,21 @@ def _open_stream(message: Claimed, owner: str) -> _Stream | None:
     # A customer's answer to one of our notices goes on its case (in its own transaction, with
     # the message's status) and never through the report parsers: it quotes the notice, whose
     # addresses would be filed against the customer. Header-only and cheap when it is not one.
-    from cases.services.replies import thread_reply
+    from cases.services.replies import may_answer, thread_reply
 
     if message.raw is None and message.size <= settings.INTAKE_MAX_MESSAGE_BYTES:
         message.raw = _read_raw(message.pk)
-    stub = InboundMessage(
-        pk=message.pk,
-        channel=message.channel,
-        sender=message.sender,
-        received_at=message.received_at,
-        size=message.size,
-    )
-    if message.raw is not None and thread_reply(stub, message.raw):
-        message.raw = None
-        return None
+    if message.raw is not None and may_answer(message.channel, message.raw):
+        stub = InboundMessage(
+            pk=message.pk,
+            channel=message.channel,
+            sender=message.sender,
+            received_at=message.received_at,
+            size=message.size,
+        )
+        if thread_reply(stub, message.raw):
+            message.raw = None
+            return None
     result = _parse_stored(message)
     message.raw = None  # the parser has what it needs; a batch never keeps the bytes
     events = iter(result.events)

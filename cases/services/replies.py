@@ -186,6 +186,20 @@ def _reply_to_parts() -> tuple[str, str]:
     return local.split("+", 1)[0], domain
 
 
+def may_answer(channel: str, raw: bytes) -> bool:
+    """Whether thread_reply could take this mail: it came by mail, and its header block could
+    thread it to a notice (an In-Reply-To or References header, or our +AD-<case> reply address).
+    Most mail is a report with none, and this spares it the header parse."""
+    if channel not in THREADED_CHANNELS:
+        return False
+    head = raw[:65536].lower()
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    head = head[: end if end > 0 else None]
+    return b"in-reply-to" in head or b"references" in head or b"+ad-" in head
+
+
 def _header_block(raw: bytes) -> Message:
     """The headers only (the first 64 KiB): cheap enough to run on every message intake takes."""
     head = raw[:65536]
@@ -316,7 +330,7 @@ def thread_reply(message: InboundMessage, raw: bytes) -> bool:
     Never raises: hostile headers are read as no reply, and a reply that cannot be recorded
     leaves the message "could not parse" for a person, with the reason.
     """
-    if message.channel not in THREADED_CHANNELS:
+    if not may_answer(message.channel, raw):
         return False
     try:
         headers = _header_block(raw)

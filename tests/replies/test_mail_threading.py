@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cases.models import Case, CaseStatus, CustomerReply, InboundMessage, NoticeKind, ParseStatus, Report
+from cases.services import replies
 from cases.services.intake import process_pending, receive
 from cases.services.replies import mail_reply_text, thread_reply
 from cases.services.workflow import change_case_status
@@ -242,3 +243,19 @@ def test_only_a_customer_contact_can_cancel_a_scheduled_suspension_by_mail(case,
     assert_threaded(message, case)  # recorded either way, for staff to read
     approval.refresh_from_db()
     assert (approval.status == ApprovalStatus.CANCELLED) is cancelled
+
+
+@pytest.mark.parametrize(
+    ("channel", "head", "expected"),
+    [
+        ("email", b"From: c@customer.example\r\nIn-Reply-To: <n-1@isp.example>\r\n", True),
+        ("email", b"FROM: c@customer.example\r\nREFERENCES: <a@x> <n-1@isp.example>\r\n", True),
+        ("imap", b"To: Abuse <abuse+AD-42@isp.example>\r\nFrom: c@customer.example\r\n", True),
+        ("email", b"From: fbl@mail.example\r\nSubject: complaint\r\n", False),
+        ("api", b"From: c@customer.example\r\nIn-Reply-To: <n-1@isp.example>\r\n", False),
+    ],
+)
+def test_only_mail_with_threading_headers_is_read_as_a_possible_reply(channel, head, expected):
+    # The body may quote anything: only the header block counts.
+    raw = head + b"\r\nIn-Reply-To: <n-1@isp.example>\r\nabuse+AD-42@isp.example\r\n"
+    assert replies.may_answer(channel, raw) is expected
