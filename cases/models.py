@@ -71,14 +71,16 @@ class InboundMessage(models.Model):
 
     raw = models.BinaryField()
     size = models.PositiveIntegerField(default=0)
-    sha256 = models.CharField(max_length=64, unique=True)
-    message_id = models.CharField(max_length=998, blank=True, db_index=True)
+    sha256 = models.CharField(max_length=64)
+    message_id = models.CharField(max_length=998, blank=True)
     subject = models.CharField(max_length=500, blank=True)
     sender = models.CharField(max_length=500, blank=True)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    status = models.CharField(max_length=8, choices=ParseStatus.choices, default=ParseStatus.NEW, db_index=True)
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, db_index=False
+    )
+    status = models.CharField(max_length=8, choices=ParseStatus.choices, default=ParseStatus.NEW)
     format = models.CharField(max_length=32, blank=True)
     parse_error = models.TextField(blank=True)
     parsed_at = models.DateTimeField(null=True, blank=True)
@@ -98,16 +100,29 @@ class InboundMessage(models.Model):
     aside_reason = models.CharField(max_length=500, blank=True)
     aside_at = models.DateTimeField(null=True, blank=True)
     aside_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
 
     objects = InboundMessageManager()
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        # Every message row is written three times (stored, claimed, parsed), and each status change
+        # writes a new entry in every index: so no index here that nothing reads. Plain indexes and
+        # a unique constraint, not db_index/unique=True, which add a second (LIKE) index to text
+        # columns; the users' foreign keys are indexed only where set.
+        constraints = [models.UniqueConstraint(fields=["sha256"], name="message_sha256_unique")]
         indexes = [
+            models.Index(fields=["message_id"], name="message_message_id_idx"),
+            models.Index(fields=["status"], name="message_status_idx"),
+            # intake.claim_messages: the messages waiting (only those rows are in it).
+            models.Index(fields=["id"], condition=Q(status="new"), name="message_waiting_idx"),
             # intake.release_stale_claims: claims whose heartbeat stopped.
             models.Index(fields=["heartbeat_at"], condition=Q(status="parsing"), name="message_claim_heartbeat_idx"),
+            models.Index(
+                fields=["received_by"], condition=Q(received_by__isnull=False), name="message_received_by_idx"
+            ),
+            models.Index(fields=["aside_by"], condition=Q(aside_by__isnull=False), name="message_aside_by_idx"),
         ]
 
     def __str__(self) -> str:
