@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -776,24 +777,39 @@ _CASE_UPSERT_TAIL = (
 )
 
 
-def _case_rows(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[str, list[tuple]]:
-    """The upsert's head (up to VALUES) and one row of values per group, in the groups' order."""
+@cache
+def _case_template() -> tuple[str, tuple[str, ...], tuple]:
+    """The upsert's head (up to VALUES), its columns' attnames, and each column's default as stored
+    (None where it is computed per row): a new case's row is these defaults with the filing's own
+    values put in."""
     fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
-    rows = []
-    for (customer_id, category), reports in sorted(groups.items()):
-        case = Case(
-            customer_id=customer_id,
-            category=category,
-            opened_at=now,
-            first_report_at=min(r.occurred_at for r in reports),
-            last_report_at=max(r.occurred_at for r in reports),
-            report_count=len(reports),
-            updated_at=now,
-        )
-        rows.append(tuple(f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields))
+    # (a field without a default has NOT_PROVIDED, a class: callable too)
+    defaults = tuple(
+        None if f.has_default() and callable(f.default) else f.get_db_prep_save(f.get_default(), connection)
+        for f in fields
+    )
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    return f"INSERT INTO {quote(Case._meta.db_table)} AS c ({columns}) VALUES ", rows
+    head = f"INSERT INTO {quote(Case._meta.db_table)} AS c ({columns}) VALUES "
+    return head, tuple(f.attname for f in fields), defaults
+
+
+def _case_rows(groups: dict[tuple[int, str], list[Report]], *, now) -> tuple[str, list[tuple]]:
+    """The upsert's head (up to VALUES) and one row of values per group, in the groups' order."""
+    head, attnames, defaults = _case_template()
+    rows = []
+    for (customer_id, category), reports in sorted(groups.items()):
+        given = {
+            "customer_id": customer_id,
+            "category": category,
+            "opened_at": now,
+            "first_report_at": min(r.occurred_at for r in reports),
+            "last_report_at": max(r.occurred_at for r in reports),
+            "report_count": len(reports),
+            "updated_at": now,
+        }
+        rows.append(tuple(given.get(a, d) for a, d in zip(attnames, defaults, strict=True)))
+    return head, rows
 
 
 def _cases_returned(returned) -> tuple[dict[tuple[int, str], Case], set[int]]:
