@@ -35,6 +35,8 @@ _V4_RESERVED = ipaddress.ip_network("240.0.0.0/4")
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
 _ZONE_ID = re.compile(r"%[^\s/\]]*")
+# Address text is hex digits, dots and colons (IPv4, IPv6, IPv4 inside IPv6), nothing else.
+_NOT_ADDRESS_TEXT = re.compile(r"[^0-9A-Fa-f:.]")
 
 
 def _unwrap(addr: IPAddress) -> IPAddress:
@@ -66,6 +68,10 @@ def parse_host(text: str | None) -> tuple[str | None, str | None]:
         if net.num_addresses == 1:
             return str(_unwrap(net.network_address)), None
         return None, f"{value[:60]!r} is a network of {net.num_addresses} addresses where one address is expected"
+    # A host name is asked about far more often than an address is given: a character no address
+    # text has settles it without ipaddress's two failed parses.
+    if _NOT_ADDRESS_TEXT.search(value):
+        return None, f"{value[:60]!r} is not an IP address"
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
