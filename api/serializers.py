@@ -138,10 +138,12 @@ class ReportSerializer(serializers.ModelSerializer):
             "reporter_org",
             "format",
             "external_id",
+            "url",
             "evidence",
             "customer",
             "case",
             "unassigned_reason",
+            "resolution_note",
             "duplicate_of",
             "duplicate_count",
             "created_at",
@@ -200,7 +202,7 @@ class CustomerSerializer(serializers.ModelSerializer):
 class MessageReportSerializer(serializers.ModelSerializer):
     class Meta:
         model = Report
-        fields = ["id", "ip", "port", "occurred_at", "category", "case", "duplicate_of"]
+        fields = ["id", "ip", "port", "occurred_at", "category", "url", "case", "duplicate_of"]
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -101,7 +101,7 @@ class ReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("category", "format", "unassigned_reason")
     list_select_related = ("customer", "case")
-    search_fields = ("ip", "reporter", "reporter_org", "external_id", "customer__account")
+    search_fields = ("ip", "url", "reporter", "reporter_org", "external_id", "customer__account")
     date_hierarchy = "occurred_at"
     raw_id_fields = ("message", "customer", "allocation", "case", "duplicate_of")
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cases.models import Case, CaseEvent, Report, Rung
+from cases.models import Case, CaseEvent, Report, Rung, UnassignedReason
 from customers.models import Contact
 from tests.cases.ladder_builders import make_case, make_notice
 from tests.customers.factories import make_allocation, make_customer
@@ -114,6 +114,26 @@ def test_one_case_shows_its_reports_events_and_notices(api, noc_user):
     assert {"kind": "note", "actor": "noc1", "note": "phoned"}.items() <= body["events"][-1].items()
     assert body["notices"][0]["id"] == notice.pk and "body" not in body["notices"][0]
     assert api("read").get("/api/v1/cases/999999/").json()["error"]["code"] == "not_found"
+
+
+def test_a_url_report_shows_its_url_and_why_it_has_no_address(api):
+    case = case_at("R-9", "198.51.100.9")
+    Report.objects.create(
+        case=case,
+        customer=case.customer,
+        ip=None,
+        url="http://phish.example/login",
+        occurred_at=T0,
+        category="phishing",
+        dedupe_key="phish",
+        unassigned_reason=UnassignedReason.UNRESOLVED,
+        resolution_note="Host name did not resolve",
+    )
+    reports = api("read").get(f"/api/v1/cases/{case.pk}/").json()["reports"]
+    by_url = {r["url"]: r for r in reports}
+    assert by_url["http://phish.example/login"]["ip"] is None
+    assert by_url["http://phish.example/login"]["resolution_note"] == "Host name did not resolve"
+    assert by_url[""]["ip"] == "198.51.100.9"
 
 
 def test_customers_come_with_contacts_and_allocations(api):
