@@ -29,7 +29,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
 os.environ["ENRICHMENT_ENABLED"] = "false"
 # An in-memory broker: tasks are queued as a real deployment queues them, and this process
 # plays the worker (eager for the one-at-a-time figure, draining the queue for the batch one).
-os.environ["CELERY_BROKER_URL"] = "memory://"
+os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # (a host: kombu warns without one)
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 from bench.common import bench_database  # noqa: E402
@@ -292,7 +292,7 @@ def bench_memory(args, database_url: str) -> None:
         "ALLOWED_HOSTS": "localhost",
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
-        "CELERY_BROKER_URL": "memory://",
+        "CELERY_BROKER_URL": "memory://localhost/",
         "ENRICHMENT_ENABLED": "false",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }

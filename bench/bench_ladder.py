@@ -27,7 +27,7 @@ os.environ["ENRICHMENT_ENABLED"] = "false"
 os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
 # An in-memory broker: the notices the pass writes are queued for the workers, as in production,
 # and sent by bench_notices.py's workers there; this figure is the beat's own work.
-os.environ["CELERY_BROKER_URL"] = "memory://"
+os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 from bench.common import bench_database  # noqa: E402

@@ -29,7 +29,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "abusedesk.settings"
 os.environ["DEBUG"] = "false"
 os.environ.setdefault("SECRET_KEY", "bench-pages-not-secret")
 os.environ["ALLOWED_HOSTS"] = "testserver"
-os.environ["CELERY_BROKER_URL"] = "memory://"
+os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
 os.environ["ENRICHMENT_ENABLED"] = "false"
 os.environ["STATIC_MANIFEST"] = "false"
 os.environ["SECURE_COOKIES"] = "false"
