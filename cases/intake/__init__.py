@@ -21,6 +21,7 @@ them as the events are taken (raising ParseError, before its first event, where 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import itertools
@@ -79,9 +80,15 @@ def _format_of(module: ModuleType, name: str, events: list[ParsedEvent]) -> str:
     return events[0].format if events and events[0].format else getattr(module, "FORMAT", name)
 
 
+@functools.cache
+def _parameters(function: Callable) -> frozenset[str]:
+    # Once per parser function: reading a signature took as long as some parsers take.
+    return frozenset(inspect.signature(function).parameters)
+
+
 def _kwargs(function: Callable, received_at: datetime, are_ours, resolve_host) -> dict:
     kwargs: dict = {"received_at": received_at}
-    parameters = inspect.signature(function).parameters
+    parameters = _parameters(function)
     if are_ours is not None and "are_ours" in parameters:
         kwargs["are_ours"] = are_ours
     if resolve_host is not None and "resolve_host" in parameters:
