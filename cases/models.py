@@ -327,7 +327,7 @@ class Report(models.Model):
     # NOC member, or once enough distinct reporters say the same (Policy.distinct_reporters_to_count).
     needs_confirmation = models.BooleanField(default=False)
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     # Rejected as false by a NOC member: kept, never counted.
@@ -336,14 +336,19 @@ class Report(models.Model):
     # Reports with no reporter confidence (DMARC aggregates) never start a notice alone.
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="reports")
     allocation = models.ForeignKey(Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    case = models.ForeignKey(Case, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports")
+    # (indexed by report_case_time_idx, which starts with it)
+    case = models.ForeignKey(
+        Case, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports", db_index=False
+    )
     unassigned_reason = models.CharField(max_length=8, choices=UnassignedReason.choices, blank=True)
     # Why the report went to this customer and not to a more precise one: a CGNAT address without a
     # source port (or with one no subscriber's block held) lands on the pool's holder, saying so.
     resolution_note = models.CharField(max_length=200, blank=True)
     # Same ip, category, reporter and time within the window: stored once, counted on the original.
-    dedupe_key = models.CharField(max_length=64, db_index=True)
-    duplicate_of = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="duplicates")
+    dedupe_key = models.CharField(max_length=64)
+    duplicate_of = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="duplicates", db_index=False
+    )
     duplicate_count = models.PositiveIntegerField(default=0)
     ptr = models.CharField(max_length=255, blank=True)
     dnsbl = models.JSONField(default=dict, blank=True)
@@ -354,14 +359,30 @@ class Report(models.Model):
     dismissed_at = models.DateTimeField(null=True, blank=True)
     dismissed_reason = models.CharField(max_length=500, blank=True)
     dismissed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
 
     objects = ReportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
+        # A report row is written once per event and carries every index below: keys that are
+        # mostly empty are indexed only where set, and no text column has a LIKE twin.
         indexes = [
+            # Filing's duplicate look-up: the same key within the window, among originals. Read by key,
+            # not by time: a busy hour holds thousands of reports, one key a handful.
+            models.Index(
+                fields=["dedupe_key", "occurred_at"], condition=Q(duplicate_of__isnull=True), name="report_dedupe_idx"
+            ),
+            models.Index(
+                fields=["duplicate_of"], condition=Q(duplicate_of__isnull=False), name="report_duplicate_of_idx"
+            ),
+            models.Index(
+                fields=["confirmed_by"], condition=Q(confirmed_by__isnull=False), name="report_confirmed_by_idx"
+            ),
+            models.Index(
+                fields=["dismissed_by"], condition=Q(dismissed_by__isnull=False), name="report_dismissed_by_idx"
+            ),
             models.Index(fields=["ip", "occurred_at"], name="report_ip_time_idx"),
             models.Index(fields=["case", "occurred_at"], name="report_case_time_idx"),
             # The managers' numbers (cases.stats.reports_in): reports per day by category and top
