@@ -252,6 +252,9 @@ class Claimed:
     raw: bytes | None  # the bytes when small (INLINE_RAW_BYTES), else read when its turn comes
 
 
+_STATUSES = frozenset(ParseStatus.values)
+
+
 def claim_messages(
     *, first: int | None = None, only: int | None = None, limit: int = BATCH, statuses=(ParseStatus.NEW,)
 ) -> list[Claimed]:
@@ -265,7 +268,7 @@ def claim_messages(
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     # The statuses are written into the statement (they are ours, never a caller's text): with
     # status = 'new' spelt out, even the statement's generic plan reads the index of waiting messages.
-    if not statuses or not set(statuses) <= set(ParseStatus.values):
+    if not statuses or not set(statuses) <= _STATUSES:
         raise ValueError(f"not message statuses: {statuses!r}")
     where = "status IN (" + ", ".join(f"'{status}'" for status in sorted(statuses)) + ")"
     params: list = []
