@@ -39,6 +39,7 @@ from cases.models import (
     Report,
     Rung,
     StepMode,
+    UnassignedReason,
 )
 from cases.services import intake, ladder, workflow
 from cases.services.common import TransitionError
@@ -638,11 +639,23 @@ def message_add_event(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(message)
 
 
+# Why a typed-in report has no customer, in the words the person who typed it needs.
+_UNASSIGNED_TEXT = {
+    UnassignedReason.OUTSIDE: "Filed in the unassigned queue: the address is outside our address space.",
+    UnassignedReason.NOT_HELD: "Filed in the unassigned queue: no customer held that address then.",
+    UnassignedReason.UNRESOLVED: "Filed in the unassigned queue: the host name did not resolve.",
+    UnassignedReason.BOGON: "Kept as not a routable address: nobody on the Internet can hold it, so it is not queued.",
+}
+
+
 def _summary_text(summary: IntakeSummary) -> str:
     if summary.duplicates and not summary.created:
         return "Already on file: counted as a duplicate."
     if summary.unassigned:
-        return "Filed in the unassigned queue: no customer held that address then."
+        reason = Report.objects.filter(pk__in=summary.new_report_ids, customer__isnull=True).values_list(
+            "unassigned_reason", flat=True
+        )
+        return _UNASSIGNED_TEXT.get(reason.first(), _UNASSIGNED_TEXT[UnassignedReason.NOT_HELD])
     return "Filed on the customer's case."
 
 

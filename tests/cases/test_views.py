@@ -153,6 +153,24 @@ def test_a_phone_complaint_is_stored_and_filed(client, noc_user):
 
 
 @pytest.mark.parametrize(
+    ("ip", "says"),
+    [
+        ("198.51.100.200", "the address is outside our address space"),
+        ("203.0.113.9", "no customer held that address then"),
+        ("127.0.0.1", "not a routable address"),
+    ],
+)
+def test_a_phone_complaint_nobody_holds_says_why(client, noc_user, ip, says):
+    customer_with("203.0.113.0/28", "OLD", valid_to=T0 - timedelta(days=30))
+    client.force_login(noc_user)
+    data = {"ip": ip, "occurred_at": "2026-11-20T14:02", "category": "spam", "text": "spam from them"}
+    response = client.post(reverse("cases:complaint_new"), data, follow=True)
+    assert response.status_code == 200
+    assert says in response.content.decode()
+    assert Report.objects.get().customer is None
+
+
+@pytest.mark.parametrize(
     ("field", "value", "error"),
     [("ip", "148.81.111.11.12", b"not a valid"), ("occurred_at", "2099-01-01T00:00", b"in the future")],
 )
