@@ -862,6 +862,9 @@ def _write_together(
 
     event = actor_kwargs(actor)
     actor_kind, actor_id = event["actor_kind"], getattr(event["actor"], "pk", None)
+    # The audit rows' values, in the order their placeholders come: each row's own, the "opened"
+    # row's status, then one (customer, category, count, note) per group for "reports_added".
+    params += [actor_kind, actor_id, now, CaseStatus.OPEN]
     added = []
     for (customer_id, category), reports in sorted(groups.items()):
         added.append("(%s::bigint, %s::text, %s::text, %s::text)")
@@ -882,9 +885,6 @@ def _write_together(
         ") AS x ORDER BY customer_id, category, o) "
         "SELECT id, customer_id, category, inserted FROM c UNION ALL SELECT id, NULL, NULL, NULL FROM r"
     )
-    # The audit rows' own parameters come first in their SELECT, then the "opened" value, then g's.
-    g_params = params[len(params) - 4 * len(added) :]
-    params = params[: len(params) - 4 * len(added)] + [actor_kind, actor_id, now, CaseStatus.OPEN] + g_params
     with connection.cursor() as cursor:
         # Prepared, with its generic plan: it took longer to plan than to run (a message's chunk has
         # a shape or two: one case, one report, most of the time).
