@@ -230,6 +230,19 @@ print("feed_status:", message.status, message.events_filed, message.chunks_filed
 """
 
 
+def _cpu_seconds(backend_pid: int) -> tuple[float, float | None]:
+    """CPU seconds so far: this process's, and the PostgreSQL backend's (None if /proc cannot tell)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        fields = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        postgres = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        postgres = None
+    return usage.ru_utime + usage.ru_stime, postgres
+
+
 def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Run command in a fresh helper process; (seconds, the command's peak resident memory in MB, its output)."""
     helper = (
@@ -449,6 +462,13 @@ def main() -> None:
 
     parse_rates, e2e_rates, batch_rates = [], [], []
     e2e_statements: list[float] = []
+    # Where a message's time goes: this process's CPU, and its PostgreSQL backend's (read from /proc
+    # when the server runs on this machine, as here; else not printed).
+    e2e_python_ms: list[float] = []
+    e2e_postgres_ms: list[float] = []
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
     counter = StatementCounter(trace=args.trace)
     counter.count_execute_values()
     for r in range(args.rounds):
@@ -463,12 +483,17 @@ def main() -> None:
         assert all(p.events for p in parsed), [p.error for p in parsed if not p.events][:3]
         # One at a time: each message is parsed and filed as soon as it is stored.
         app.conf.task_always_eager = True
+        python0, postgres0 = _cpu_seconds(backend)
         t = time.perf_counter()
         with connection.execute_wrapper(counter):
             for raw in batch:
                 receive(raw, "email")
         e2e_rates.append(len(batch) / (time.perf_counter() - t))
         e2e_statements.append(counter.take() / len(batch))
+        python1, postgres1 = _cpu_seconds(backend)
+        e2e_python_ms.append((python1 - python0) / len(batch) * 1000)
+        if postgres0 is not None and postgres1 is not None:
+            e2e_postgres_ms.append((postgres1 - postgres0) / len(batch) * 1000)
         # Worker behind the mail server: messages are stored and queued, then the worker runs
         # the queued tasks in order; each task takes its message and whatever else waits.
         app.conf.task_always_eager = False
@@ -501,6 +526,9 @@ def main() -> None:
     for key, seconds in sorted(counter.timing.items(), key=lambda kv: -kv[1])[:25]:
         print(f"  {seconds:7.3f} s  {key}")
     print(f"arf_end_to_end_statements_per_message: {statistics.median(e2e_statements):.1f} statements")
+    print(f"arf_end_to_end_python_cpu_per_message: {statistics.median(e2e_python_ms):.2f} ms")
+    if e2e_postgres_ms:
+        print(f"arf_end_to_end_postgres_cpu_per_message: {statistics.median(e2e_postgres_ms):.2f} ms")
     print(f"arf_end_to_end_two_workers_median: {statistics.median(two_rates):.0f} messages/s")
     print(f"arf_end_to_end_two_workers_rounds: {' '.join(f'{x:.0f}' for x in two_rates)} messages/s")
     print(f"arf_end_to_end_batched_median: {statistics.median(batch_rates):.0f} messages/s")
