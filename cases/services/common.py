@@ -100,7 +100,13 @@ PREPARED_PER_CONNECTION = 64
 
 
 def execute_prepared(
-    cursor, sql: str, params: Sequence, *, head: str = "", head_params: Sequence = (), generic: bool = False
+    cursor,
+    sql: str,
+    params: Sequence,
+    *,
+    head: str = "",
+    head_params: Sequence = (),
+    generic: bool | None = None,
 ) -> None:
     """PostgreSQL: run `sql` (one statement, %s placeholders) as this connection's prepared statement:
     PREPARE the first time, EXECUTE after. The statements filing and the ladder run for every message
@@ -113,7 +119,9 @@ def execute_prepared(
     size in a generic plan it goes on planning every run (0.4 ms a message for filing's look-up,
     longer than the look-up itself). `generic=True` makes this run use the generic plan: for callers
     that know their parameters are small (a message's few events), where every plan is the same one.
-    The setting is SET LOCAL: it ends with the transaction (or with the round trip, outside one).
+    The setting is SET LOCAL: it ends with the transaction (or with the round trip, outside one), so
+    a caller whose statement must be planned for its parameters (a feed's chunk, maybe after a claim
+    in the same transaction) passes `generic=False`, which puts PostgreSQL's own choice back.
     """
     raw = connection.connection
     names = _prepared.setdefault(raw, set())
@@ -128,6 +136,6 @@ def execute_prepared(
         cursor.execute(f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbers)}", sql))
         names.add(name)
     execute = f"EXECUTE {name} (" + ", ".join(["%s"] * len(params)) + ")" if params else f"EXECUTE {name}"
-    if generic:
-        head += "SET LOCAL plan_cache_mode = force_generic_plan; "
+    if generic is not None:
+        head += f"SET LOCAL plan_cache_mode = {'force_generic_plan' if generic else 'auto'}; "
     cursor.execute(head + execute, [*head_params, *params])

@@ -4,6 +4,8 @@ leaves it usable, and plain execution past the per-connection cap."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -53,3 +55,22 @@ def test_the_ladders_facts_read_prepared_match_the_first_read():
     _, first = ladder._case_with_facts_postgresql(case.pk, now, lock=False)
     _, again = ladder._case_with_facts_postgresql(case.pk, now, lock=False)
     assert first == again and len(first.reports) == 4
+
+
+def _plan_mode(cursor) -> str:
+    cursor.execute("SHOW plan_cache_mode")
+    return cursor.fetchone()[0]
+
+
+def test_a_generic_plan_is_asked_for_the_transaction_and_given_back():
+    sql = "SELECT count(*) FROM cases_case WHERE id = ANY(%s::bigint[])"
+    with transaction.atomic(), connection.cursor() as cursor:
+        common.execute_prepared(cursor, sql, [[1, 2]], generic=True)
+        assert cursor.fetchone() == (0,) and _plan_mode(cursor) == "force_generic_plan"
+        name = "abusedesk_" + hashlib.sha1(sql.encode()).hexdigest()[:20]
+        assert name in common._prepared[connection.connection]
+        cursor.execute(f"EXPLAIN EXECUTE {name} ('{{1,2}}')")
+        assert "$1" in " ".join(row[0] for row in cursor.fetchall())  # the plan kept its parameter
+        # A statement to be planned for its own parameters (a feed's chunk) puts the default back.
+        common.execute_prepared(cursor, sql, [[3]], generic=False)
+        assert cursor.fetchone() == (0,) and _plan_mode(cursor) == "auto"
