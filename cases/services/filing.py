@@ -87,8 +87,10 @@ def source_trust(reporter: str, sources: dict[str, str]) -> str:
     return ""
 
 
-# Chunks with at most this many keys and addresses run the look-up with its generic plan (see
-# execute_prepared); bigger ones, a feed's, are planned for their size.
+# A chunk with at most this many keys, addresses and reports is a message's few events: its look-up
+# runs with its generic plan (see execute_prepared) and also says which unheld addresses are ours,
+# and its writes go in one statement (_write_together). A feed's bigger chunk is planned for its
+# size and written in three statements.
 GENERIC_PLAN_ROWS = 64
 # Advisory lock ids for duplicate keys: DEDUPE_LOCK_SPACE + a bucket of the key (see _lock_and_look_up).
 DEDUPE_LOCK_SPACE = 0x0AB05E_0000
