@@ -192,21 +192,22 @@ def may_answer(channel: str, raw: bytes) -> bool:
     Most mail is a report with none, and this spares it the header parse."""
     if channel not in THREADED_CHANNELS:
         return False
-    head = raw[:65536].lower()
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        end = head.find(b"\n\n")
-    head = head[: end if end > 0 else None]
+    head = _header_bytes(raw).lower()
     return b"in-reply-to" in head or b"references" in head or b"+ad-" in head
 
 
-def _header_block(raw: bytes) -> Message:
-    """The headers only (the first 64 KiB): cheap enough to run on every message intake takes."""
+def _header_bytes(raw: bytes) -> bytes:
+    """The header block's bytes (within the first 64 KiB)."""
     head = raw[:65536]
     end = head.find(b"\r\n\r\n")
     if end < 0:
         end = head.find(b"\n\n")
-    return BytesHeaderParser(policy=compat32).parsebytes(head[: end if end > 0 else None])
+    return head[: end if end > 0 else None]
+
+
+def _header_block(raw: bytes) -> Message:
+    """The headers only: cheap enough to run on every message that may_answer lets through."""
+    return BytesHeaderParser(policy=compat32).parsebytes(_header_bytes(raw))
 
 
 def _values(headers: Message, names: Iterable[str]) -> str:
