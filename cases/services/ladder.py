@@ -388,10 +388,10 @@ def _lock_with_facts_postgresql(case_id: int, now: datetime) -> tuple[Case, Case
     return _case_with_facts_postgresql(case_id, now, lock=True)
 
 
-def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> tuple[Case, CaseFacts]:
-    """A case, its customer and its CaseFacts in one statement (after the lock's, with lock=True)."""
-    case_columns, case_converters = _columns(Case, "c")
-    customer_columns, customer_converters = _columns(Customer, "cu")
+def _facts_statement(case_id: int, now: datetime) -> tuple[str, list]:
+    """The statement (and its parameters) that reads one case, its customer and its facts."""
+    case_columns, _ = _columns(Case, "c")
+    customer_columns, _ = _columns(Customer, "cu")
     quote = connection.ops.quote_name
     case_t, customer_t = quote(Case._meta.db_table), quote(Customer._meta.db_table)
     report_t, approval_t = quote(Report._meta.db_table), quote(Approval._meta.db_table)
@@ -405,7 +405,10 @@ def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> t
         " WHERE o.customer_id = c.customer_id AND o.id <> c.id AND n.kind = ANY(%s) AND n.status <> %s), "
         f"(SELECT max(e.at) FROM {event_t} e JOIN {case_t} o ON o.id = e.case_id "
         " WHERE o.customer_id = c.customer_id AND e.kind = 'reinstated') "
-        f"FROM {case_t} c JOIN {customer_t} cu ON cu.id = c.customer_id "
+        # The customer by its key for the one case (OFFSET 0 keeps the sub-select apart): as a plain
+        # join, the prepared statement's generic plan merge-joined the case with the customer table
+        # read in key order up to the case's customer, a read that grows with the customer table.
+        f"FROM {case_t} c CROSS JOIN LATERAL (SELECT * FROM {customer_t} cx WHERE cx.id = c.customer_id OFFSET 0) cu "
         "CROSS JOIN LATERAL (SELECT "
         # As load_facts: a DMARC aggregate row is nobody's voice.
         "array_agg(r.occurred_at ORDER BY r.occurred_at DESC, r.id DESC) AS ats, "
@@ -426,6 +429,15 @@ def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> t
         [str(s) for s in OPEN_APPROVAL_STATUSES],
         case_id,
     ]
+    return sql, params
+
+
+def _case_with_facts_postgresql(case_id: int, now: datetime, *, lock: bool) -> tuple[Case, CaseFacts]:
+    """A case, its customer and its CaseFacts in one statement (after the lock's, with lock=True)."""
+    case_columns, case_converters = _columns(Case, "c")
+    customer_columns, customer_converters = _columns(Customer, "cu")
+    sql, params = _facts_statement(case_id, now)
+    case_t = connection.ops.quote_name(Case._meta.db_table)
     head = f"SELECT 1 FROM {case_t} WHERE id = %s FOR UPDATE; " if lock else ""
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params, head=head, head_params=[case_id] if lock else [])

@@ -5,14 +5,17 @@ leaves it usable, and plain execution past the per-connection cap."""
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 
 import pytest
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from cases.models import Rung
+from cases.models import Case, CaseStatus, Rung
 from cases.services import common, ladder
+from customers.models import Customer
 from tests.cases.ladder_builders import make_case
 
 pytestmark = [pytest.mark.django_db, pytest.mark.requires_postgres]
@@ -74,3 +77,45 @@ def test_a_generic_plan_is_asked_for_the_transaction_and_given_back():
         # A statement to be planned for its own parameters (a feed's chunk) puts the default back.
         common.execute_prepared(cursor, sql, [[3]], generic=False)
         assert cursor.fetchone() == (0,) and _plan_mode(cursor) == "auto"
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def test_the_ladders_facts_read_takes_only_the_cases_customer():
+    """The facts read is prepared, and its generic plan must fetch the case's customer by key. As a
+    plain join, with statistics from when the cases belonged to a desk's first customers (they lag
+    behind the table until the next ANALYZE), it was merge-joined with the customer table read in
+    key order up to the case's customer: a read as long as the customer table."""
+    customers = Customer.objects.bulk_create(
+        [Customer(account=f"PLAN{n:04d}", name=f"Customer {n}", kind="residential") for n in range(3000)]
+    )
+    now = timezone.now()
+    Case.objects.bulk_create(
+        [
+            Case(customer=c, category="spam", status=CaseStatus.OPEN, first_report_at=now, last_report_at=now)
+            for c in customers[:20]
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer; ANALYZE cases_case")
+    case = Case.objects.create(
+        customer=customers[2500], category="spam", status=CaseStatus.OPEN, first_report_at=now, last_report_at=now
+    )
+    sql, params = ladder._facts_statement(case.pk, now)
+    numbers = itertools.count(1)
+    with connection.cursor() as cursor:
+        cursor.execute("PREPARE facts_plan AS " + re.sub(r"%s", lambda _: f"${next(numbers)}", sql))
+        try:
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE facts_plan (" + ", ".join(["%s"] * len(params)) + ")", params
+            )
+            plan = cursor.fetchone()[0][0]["Plan"]
+        finally:
+            cursor.execute("RESET plan_cache_mode; DEALLOCATE facts_plan")
+    customer_reads = [n for n in _nodes(plan) if n.get("Relation Name") == "customers_customer"]
+    assert customer_reads and all(n["Actual Rows"] <= 1 and n["Actual Loops"] <= 1 for n in customer_reads)
