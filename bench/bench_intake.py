@@ -207,6 +207,96 @@ def two_worker_rate(batches: list[list[bytes]], warm: list[bytes]) -> float:
     return sum(len(b) for b in batches) / (max(ends) - start)
 
 
+CHILD_PIPE = """
+import pickle, sys, time
+import django
+django.setup()
+from cases.services.intake import receive
+with open(sys.argv[1], "rb") as f:
+    warm, msgs = pickle.load(f)
+rate = float(sys.argv[2])
+receive(warm, "email")
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.perf_counter()
+for n, raw in enumerate(msgs):
+    if rate:
+        time.sleep(max(0.0, start + n / rate - time.perf_counter()))
+    receive(raw, "email")
+print(time.perf_counter() - start, flush=True)
+"""
+
+
+def pipe_and_worker(broker: str, database_url: str, warm: bytes, msgs: list[bytes], rate: float) -> dict[str, float]:
+    """The production shape: a mail pipe stores each message and queues its parse on a real broker,
+    and one worker process (solo pool: one process takes and runs the tasks) parses and files it.
+    The pipe offers `rate` messages/s (0: as fast as it stores them). Returns the rate filed, how
+    long each message waited from stored to filed (median and 95th percentile), the worker's CPU
+    per message, and how many messages were still waiting when the pipe had sent the last. The rate
+    the pipe achieved is returned too ("offered"): a pipe slower than `rate` bounds the rate filed."""
+    from cases.models import InboundMessage
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_QUEUE": f"bench-intake-{os.getpid()}-{time.time_ns()}",
+        "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    root = Path(__file__).resolve().parents[1]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "abusedesk", "worker", "-P", "solo", "--loglevel", "WARNING",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as f:
+        pickle.dump((warm, msgs), f)
+    pipe = subprocess.Popen(
+        [sys.executable, "-c", CHILD_PIPE, f.name, str(rate)],
+        env=env, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert pipe.stdout.readline().strip() == "ready"
+        first = InboundMessage.objects.order_by("-pk").values_list("pk", flat=True)[0]  # the warm message
+        deadline = time.time() + 120
+        while InboundMessage.objects.filter(pk=first).exclude(status="parsed").exists():
+            assert time.time() < deadline and worker.poll() is None, "the worker did not take the first message"
+            time.sleep(0.05)
+        cpu0 = _process_cpu(worker.pid)
+        pipe.stdin.write("go\n")
+        pipe.stdin.flush()
+        sent_seconds = float(pipe.stdout.readline())
+        waiting = InboundMessage.objects.filter(pk__gt=first).exclude(status="parsed").count()
+        deadline = time.time() + 600
+        while InboundMessage.objects.filter(pk__gt=first).exclude(status="parsed").exists():
+            assert time.time() < deadline and worker.poll() is None, "the worker stopped filing"
+            time.sleep(0.05)
+        cpu = _process_cpu(worker.pid) - cpu0
+        rows = list(InboundMessage.objects.filter(pk__gt=first).values_list("received_at", "parsed_at"))
+    finally:
+        pipe.kill()
+        worker.terminate()
+        worker.wait(timeout=60)
+        os.unlink(f.name)
+    assert len(rows) == len(msgs), (len(rows), len(msgs))
+    waits = sorted((parsed - received).total_seconds() * 1000 for received, parsed in rows)
+    span = (max(p for _, p in rows) - min(r for r, _ in rows)).total_seconds()
+    return {
+        "offered": len(rows) / sent_seconds,
+        "rate": len(rows) / span,
+        "wait_median_ms": statistics.median(waits),
+        "wait_p95_ms": waits[int(len(waits) * 0.95)],
+        "worker_cpu_ms": cpu / len(rows) * 1000,
+        "waiting_at_last": waiting,
+    }
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 CHILD_PARSE = """
 import django, sys
 django.setup()
@@ -374,6 +464,15 @@ def main() -> None:
     parser.add_argument("--mbox-mb", type=int, default=1024, help="size of the generated mbox; 0 skips it")
     parser.add_argument("--feed-rows", type=int, default=1_000_000, help="rows of the big feed; 0 skips it")
     parser.add_argument("--feed-plain", action="store_true", help="the big feed's CSV attached unzipped")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("BENCH_REDIS_URL", ""),
+        help="a Redis broker URL (default: BENCH_REDIS_URL): also measure the production shape, a mail pipe "
+        "process storing and queueing each message and one worker process (solo pool) filing it",
+    )
+    parser.add_argument(
+        "--pipe-rates", default="200,0", help="messages/s the pipe offers in the --broker rounds (0: as fast as it can)"
+    )
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
@@ -514,6 +613,23 @@ def main() -> None:
             for n in range(first, first + args.messages + 2)
         ]
         two_rates.append(two_worker_rate([fresh[2::2], fresh[3::2]], fresh[:2]))
+    # The production shape (--broker): the pipe and one worker process, over a real broker.
+    shaped: dict[float, list[dict[str, float]]] = {}
+    if args.broker:
+        rates = [float(x) for x in args.pipe_rates.split(",") if x.strip()]
+        next_n = len(msgs) + args.rounds * (args.messages + 2)
+        for _round in range(args.rounds):
+            for rate in rates:
+                with connection.cursor() as cur:
+                    cur.execute("ANALYZE")
+                fresh = [
+                    arf_message(n, bench_ip(n, pool), base + timedelta(days=10, minutes=n))
+                    for n in range(next_n, next_n + args.messages + 1)
+                ]
+                next_n += args.messages + 1
+                shaped.setdefault(rate, []).append(
+                    pipe_and_worker(args.broker, os.environ["DATABASE_URL"], fresh[0], fresh[1:], rate)
+                )
     app.conf.task_always_eager = True
     waiting = InboundMessage.objects.exclude(status="parsed").count()
     reports = Report.objects.count()
@@ -533,6 +649,21 @@ def main() -> None:
     print(f"arf_end_to_end_two_workers_rounds: {' '.join(f'{x:.0f}' for x in two_rates)} messages/s")
     print(f"arf_end_to_end_batched_median: {statistics.median(batch_rates):.0f} messages/s")
     print(f"arf_end_to_end_batched_rounds: {' '.join(f'{x:.0f}' for x in batch_rates)} messages/s")
+    for rate, runs in shaped.items():
+        name = f"pipe_{rate:.0f}_per_s" if rate else "pipe_unpaced"
+        for field, unit in (
+            ("offered", "messages/s"),
+            ("rate", "messages/s"),
+            ("wait_median_ms", "ms"),
+            ("wait_p95_ms", "ms"),
+            ("worker_cpu_ms", "ms"),
+            ("waiting_at_last", "count"),
+        ):
+            values = [run[field] for run in runs]
+            print(
+                f"arf_{name}_one_worker_{field}: {statistics.median(values):.1f} {unit} "
+                f"(rounds {' '.join(f'{v:.1f}' for v in values)})"
+            )
     print(f"end_to_end_vs_parse_ratio: {statistics.median(e2e_rates) / statistics.median(parse_rates):.3f} x")
     print(f"batched_vs_parse_ratio: {statistics.median(batch_rates) / statistics.median(parse_rates):.3f} x")
     print(f"messages_not_parsed: {waiting} count")
