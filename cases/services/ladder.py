@@ -648,6 +648,10 @@ def evaluate_case(case_id: int, *, actor=None, now: datetime | None = None) -> S
     return _evaluate_locked(_lock(case_id), actor=actor, now=now)
 
 
+# Up to this many cases, evaluate_cases reads each one's facts with the prepared statement (PostgreSQL).
+FEW_CASES = 5
+
+
 def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chunk: int = 1000) -> int:
     """Re-evaluate many cases: facts in bulk, a locked transaction only where something is to be done.
 
@@ -655,8 +659,10 @@ def evaluate_cases(case_ids: Iterable[int], *, now: datetime | None = None, chun
     """
     now = now or timezone.now()
     ids = sorted(set(case_ids))
-    if len(ids) == 1:
-        return _evaluate_one(ids[0], now)
+    if len(ids) == 1 or (connection.vendor == "postgresql" and len(ids) <= FEW_CASES):
+        # A worker that took two or three waiting messages files them together: one prepared
+        # statement per case costs less than the bulk pass's five queries built by the ORM.
+        return sum(_evaluate_one(case_id, now) for case_id in ids)
     acted = 0
     for start in range(0, len(ids), chunk):
         batch = list(Case.objects.select_related("customer").filter(pk__in=ids[start : start + chunk]))
@@ -697,7 +703,8 @@ def _evaluate_one(case_id: int, now: datetime) -> int:
     """Mail filed one message at a time touches one case. On PostgreSQL its facts are read in one
     statement, without a lock (and so without a transaction of its own); the locked evaluation
     (which reads them again, under the lock) runs only when there is something to do, as in
-    evaluate_cases' bulk pass."""
+    evaluate_cases' bulk pass. Returns 1 when the case was acted on (the locked evaluation ran),
+    as the bulk pass counts."""
     try:
         if connection.vendor == "postgresql":
             case, facts = _case_with_facts_postgresql(case_id, now, lock=False)
@@ -706,12 +713,12 @@ def _evaluate_one(case_id: int, now: datetime) -> int:
                 due = None if step.ready else step.due_at
                 if case.escalation_due_at != due:
                     Case.objects.filter(pk=case_id).update(escalation_due_at=due)
-                return int(step.ready)
-        step = evaluate_case(case_id, now=now)
+                return 0
+        evaluate_case(case_id, now=now)
     except Exception:  # as in the bulk pass: the next run tries again
         log.exception("could not evaluate case %s", case_id)
         return 0
-    return int(step.ready)
+    return 1
 
 
 def reevaluate_open_cases(*, now: datetime | None = None, only_due: bool = True, chunk: int = 1000) -> int:

@@ -138,3 +138,23 @@ def test_a_case_that_must_climb_is_evaluated_under_its_lock():
     assert case.rung == Rung.FIRST_NOTICE
     assert any("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
     assert case.notices.filter(kind=NoticeKind.FIRST_NOTICE).count() == 1
+
+
+@pytest.mark.parametrize("few", [ladder.FEW_CASES, 0])
+def test_a_few_cases_are_evaluated_alike_one_statement_each_or_in_bulk(few, monkeypatch):
+    """A worker that took two or three waiting messages evaluates their cases with the prepared
+    statement, one each, instead of the bulk pass's queries; the outcome is the bulk pass's."""
+    monkeypatch.setattr(ladder, "FEW_CASES", few)
+    climbing = make_case(rung=Rung.NONE, reports=1)  # the default policy: a first notice after one report
+    quiet = make_case(rung=Rung.WARNING, reports=0)  # a warning, and nothing since
+    waiting = make_case(rung=Rung.NONE, reports=0)  # no report counts yet
+    with CaptureQueriesContext(connection) as queries:
+        acted = ladder.evaluate_cases([climbing.pk, quiet.pk, waiting.pk])
+    assert acted == 1
+    for case in (climbing, quiet, waiting):
+        case.refresh_from_db()
+    assert climbing.rung == Rung.FIRST_NOTICE and climbing.notices.filter(kind=NoticeKind.FIRST_NOTICE).count() == 1
+    assert quiet.rung == Rung.WARNING and not quiet.notices.exists()
+    assert waiting.rung == Rung.NONE and waiting.escalation_due_at is None
+    bulk_read = [q["sql"] for q in queries.captured_queries if '"cases_case"."id" IN (' in q["sql"]]
+    assert bool(bulk_read) == (few == 0), bulk_read
