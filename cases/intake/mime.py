@@ -30,6 +30,7 @@ import email.header
 import email.headerregistry
 import email.policy
 import email.utils
+import functools
 import html
 import ipaddress
 import re
@@ -443,15 +444,28 @@ def header(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _parseaddr_cached(value: str) -> tuple[str, str]:
+    try:
+        return email.utils.parseaddr(value)
+    except Exception:  # noqa: BLE001
+        return "", ""
+
+
+def _parseaddr(value: str) -> tuple[str, str]:
+    """email.utils.parseaddr, never raising; remembered for the header values mail repeats (a
+    feedback loop's From is the same on every report: the stdlib's parse is slow pure Python)."""
+    if len(value) > 512:  # a hostile header is parsed, not kept
+        return _parseaddr_cached.__wrapped__(value)
+    return _parseaddr_cached(value)
+
+
 def address(msg: Message, name: str = "From") -> str:
     """The bare lower-case ``user@domain`` of an address header, "" if none can be read."""
     value = header(msg, name)
     if not value:
         return ""
-    try:
-        _, addr = email.utils.parseaddr(value)
-    except Exception:  # noqa: BLE001
-        addr = ""
+    _, addr = _parseaddr(value)
     if not addr or "@" not in addr:
         m = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", value)
         addr = m.group(0) if m else ""
@@ -459,10 +473,7 @@ def address(msg: Message, name: str = "From") -> str:
 
 
 def display_name(msg: Message, name: str = "From") -> str:
-    try:
-        return email.utils.parseaddr(header(msg, name))[0].strip()[:200]
-    except Exception:  # noqa: BLE001
-        return ""
+    return _parseaddr(header(msg, name))[0].strip()[:200]
 
 
 def message_id(msg: Message) -> str:

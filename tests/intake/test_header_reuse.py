@@ -32,3 +32,22 @@ def test_the_reuse_cache_is_bounded():
     long_value = "x" * (registry._MAX_VALUE_CHARS + 1)
     registry("X-Fix-Long", long_value)
     assert ("X-Fix-Long", long_value) not in registry._parsed
+
+
+def test_address_parses_are_remembered_but_not_a_hostile_headers():
+    from email.message import EmailMessage
+
+    def message(value: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = value
+        return msg
+
+    mime._parseaddr_cached.cache_clear()
+    friendly = message('"Feedback Loop" <FBL@Feedback.Mail.example>')
+    assert (mime.address(friendly), mime.display_name(friendly)) == ("fbl@feedback.mail.example", "Feedback Loop")
+    assert mime.address(message('"Feedback Loop" <FBL@Feedback.Mail.example>')) == "fbl@feedback.mail.example"
+    info = mime._parseaddr_cached.cache_info()
+    assert (info.currsize, info.hits) == (1, 2)
+    hostile = message("x" * 600 + " <abuse@isp.example>")
+    assert mime.address(hostile) == "abuse@isp.example"
+    assert mime._parseaddr_cached.cache_info().currsize == 1
