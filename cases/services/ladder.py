@@ -703,8 +703,8 @@ def _evaluate_one(case_id: int, now: datetime) -> int:
     """Mail filed one message at a time touches one case. On PostgreSQL its facts are read in one
     statement, without a lock (and so without a transaction of its own); the locked evaluation
     (which reads them again, under the lock) runs only when there is something to do, as in
-    evaluate_cases' bulk pass. Returns 1 when the case was acted on (the locked evaluation ran),
-    as the bulk pass counts."""
+    evaluate_cases' bulk pass. Returns 1 when the case was acted on (on PostgreSQL: the locked
+    evaluation ran, as the bulk pass counts)."""
     try:
         if connection.vendor == "postgresql":
             case, facts = _case_with_facts_postgresql(case_id, now, lock=False)
@@ -714,11 +714,13 @@ def _evaluate_one(case_id: int, now: datetime) -> int:
                 if case.escalation_due_at != due:
                     Case.objects.filter(pk=case_id).update(escalation_due_at=due)
                 return 0
-        evaluate_case(case_id, now=now)
+            evaluate_case(case_id, now=now)
+            return 1
+        # Elsewhere the locked evaluation is the only read: a step ready to go counts.
+        return int(evaluate_case(case_id, now=now).ready)
     except Exception:  # as in the bulk pass: the next run tries again
         log.exception("could not evaluate case %s", case_id)
         return 0
-    return 1
 
 
 def reevaluate_open_cases(*, now: datetime | None = None, only_due: bool = True, chunk: int = 1000) -> int:
