@@ -293,6 +293,7 @@ def pipe_and_worker(broker: str, database_url: str, warm: bytes, msgs: list[byte
 
 
 def _process_cpu(pid: int) -> float:
+    """CPU seconds so far of another process on this machine, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -326,8 +327,7 @@ def _cpu_seconds(backend_pid: int) -> tuple[float, float | None]:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        fields = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        postgres = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        postgres = _process_cpu(backend_pid)
     except (OSError, IndexError, ValueError):
         postgres = None
     return usage.ru_utime + usage.ru_stime, postgres
