@@ -215,8 +215,8 @@ from cases.services.intake import receive
 with open(sys.argv[1], "rb") as f:
     warm, msgs = pickle.load(f)
 rate = float(sys.argv[2])
-receive(warm, "email")
-print("ready", flush=True)
+first = receive(warm, "email")[0].pk
+print("ready", first, flush=True)
 sys.stdin.readline()
 start = time.perf_counter()
 for n, raw in enumerate(msgs):
@@ -236,15 +236,15 @@ def pipe_and_worker(broker: str, database_url: str, warm: bytes, msgs: list[byte
     the pipe achieved is returned too ("offered"): a pipe slower than `rate` bounds the rate filed."""
     from cases.models import InboundMessage
 
+    root = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker,
         "CELERY_QUEUE": f"bench-intake-{os.getpid()}-{time.time_ns()}",
         "DJANGO_SETTINGS_MODULE": "abusedesk.settings",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "PYTHONPATH": str(root),
     }
-    root = Path(__file__).resolve().parents[1]
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "abusedesk", "worker", "-P", "solo", "--loglevel", "WARNING",
          "--without-heartbeat", "--without-gossip", "--without-mingle"],
@@ -257,8 +257,8 @@ def pipe_and_worker(broker: str, database_url: str, warm: bytes, msgs: list[byte
         env=env, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert pipe.stdout.readline().strip() == "ready"
-        first = InboundMessage.objects.order_by("-pk").values_list("pk", flat=True)[0]  # the warm message
+        ready, first = pipe.stdout.readline().split()  # the warm message's id
+        assert ready == "ready"
         deadline = time.time() + 120
         while InboundMessage.objects.filter(pk=first).exclude(status="parsed").exists():
             assert time.time() < deadline and worker.poll() is None, "the worker did not take the first message"
